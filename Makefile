@@ -1,0 +1,26 @@
+# The two ways to start (see README.md): `make demo` and `make test`.
+# Each creates .venv when missing and installs the project (with its declared
+# dependencies) into it; the install is redone only when the packaging files change.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.vidcls-installed
+
+.PHONY: demo test install clean
+
+demo: $(STAMP)
+	$(BIN)/vidcls demo --work-dir demo_output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+install: $(STAMP)
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+clean:
+	rm -rf demo_output .pytest_cache build *.egg-info

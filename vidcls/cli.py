@@ -1,0 +1,233 @@
+"""Command line: argument parsing only; each command calls one stage function.
+
+TensorFlow is imported by the commands that need it, never by `vidcls --help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+
+from vidcls import __version__
+from vidcls.errors import VidclsError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    _configure_logging()
+    try:
+        return args.handler(args) or 0
+    except VidclsError as error:
+        print(f"vidcls {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"vidcls {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _configure_logging() -> None:
+    """vidcls's own messages on stderr; other libraries' loggers are left alone."""
+    logger = logging.getLogger("vidcls")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("vidcls: %(message)s"))
+        logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
+    parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_export, _add_predict, _add_demo):
+        add(commands)
+    return parser
+
+
+def _add_synth(commands) -> None:
+    command = commands.add_parser("synth", help="write a labelled set of synthetic videos whose classes differ in time")
+    command.add_argument("out_dir", metavar="OUT_DIR")
+    command.add_argument("--num-videos", type=int, default=240)
+    command.add_argument("--seed", type=int, default=0)
+    command.set_defaults(handler=_synth)
+
+
+def _synth(args) -> int:
+    from vidcls.data import SYNTH_CLASSES, synthesize
+
+    result = synthesize(args.out_dir, num_videos=args.num_videos, seed=args.seed, progress=True)
+    print(f"wrote {len(result.videos)} videos in {len(SYNTH_CLASSES)} classes ({', '.join(SYNTH_CLASSES)}) to {result.out_dir}")
+    return 0
+
+
+def _add_extract(commands) -> None:
+    from vidcls.features.backbones import BACKBONES
+
+    command = commands.add_parser("extract", help="decode videos and cache backbone features as .npy")
+    command.add_argument("--data-dir", required=True, help="ROOT/<class>/<video> tree")
+    command.add_argument("--cache-dir", required=True)
+    command.add_argument("--backbone", default="resnet50", help=f"one of: {', '.join(BACKBONES)}")
+    command.add_argument("--weights", default="imagenet", help="imagenet | none | PATH to a Keras weights file")
+    command.add_argument("--num-frames", type=int, default=16, help="frames sampled uniformly over each video")
+    command.add_argument("--image-size", type=int, default=None, help="default: the backbone's native size")
+    command.add_argument("--batch-size", type=int, default=64, help="frames per backbone call")
+    command.add_argument("--seed", type=int, default=0, help="initialises the backbone for --weights none")
+    command.add_argument("--allow-failures", action="store_true", help="exit 0 even if some videos are unreadable")
+    command.set_defaults(handler=_extract)
+
+
+def _extract(args) -> int:
+    from vidcls.config import FeatureConfig
+    from vidcls.features import extract
+
+    config = FeatureConfig(
+        data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone, weights=args.weights,
+        num_frames=args.num_frames, image_size=args.image_size, batch_size=args.batch_size,
+        allow_failures=args.allow_failures, seed=args.seed,
+    )
+    summary = extract(config, progress=True)
+    print(summary.describe())
+    if summary.failures and not config.allow_failures:
+        print(f"vidcls extract: error: {len(summary.failures)} video(s) could not be read "
+              "(see above); pass --allow-failures to accept a cache without them", file=sys.stderr)
+        return 1
+    return 0
+
+
+# Flags of `vidcls train` and the config keys they set.
+TRAIN_FLAGS = {
+    "cache_dir": "data.cache_dir", "model": "model.name", "epochs": "train.epochs",
+    "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
+    "warmup_epochs": "train.warmup_epochs", "mixed_precision": "train.mixed_precision",
+    "xla": "train.xla", "use_focal_loss": "train.use_focal_loss",
+    "use_class_weights": "train.use_class_weights", "label_smoothing": "train.label_smoothing",
+    "seed": "train.seed",
+}
+
+
+def _add_train(commands) -> None:
+    command = commands.add_parser("train", help="train a temporal classifier on a feature cache")
+    command.add_argument("--cache-dir", help="the cache written by vidcls extract (or data.cache_dir in --config)")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--model", help="attention_lstm (default) or mean_pool")
+    command.add_argument("--epochs", type=int)
+    command.add_argument("--batch-size", type=int, help="global batch size, split across replicas")
+    command.add_argument("--learning-rate", type=float)
+    command.add_argument("--warmup-epochs", type=int)
+    command.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                         help="mixed_float16 (pays off on GPUs; slower on CPU)")
+    command.add_argument("--xla", action="store_true", default=None, help="compile training steps with XLA")
+    command.add_argument("--use-focal-loss", action="store_true", default=None)
+    command.add_argument("--use-class-weights", action="store_true", default=None,
+                         help="balanced class weights, applied as per-sample weights")
+    command.add_argument("--label-smoothing", type=float)
+    command.add_argument("--seed", type=int)
+    command.add_argument("--config", help="YAML file with data/model/train/export sections")
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override any config key, e.g. --set train.weight_decay=1e-3 (repeatable)")
+    command.set_defaults(handler=_train)
+
+
+def _train(args) -> int:
+    from vidcls.config import load_experiment_config
+
+    flags = {key: getattr(args, name) for name, key in TRAIN_FLAGS.items()}
+    config = load_experiment_config(args.config, flags, args.set)
+    if not config.data.cache_dir:
+        raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
+    from vidcls.training import train
+
+    result = train(config, args.run_dir, progress=True)
+    if not result.already_done:
+        print(f"trained {config.model.name} for {result.epochs_run} epochs in {result.seconds:.1f} s; "
+              f"best val loss {result.best_val_loss}, val accuracy {result.best_val_accuracy}; run in {result.run_dir}")
+    return 0
+
+
+def _add_evaluate(commands) -> None:
+    command = commands.add_parser("evaluate", help="metrics, predictions and confusion matrix of a run")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--split", default="test", help="train | val | test")
+    command.set_defaults(handler=_evaluate)
+
+
+def _evaluate(args) -> int:
+    from vidcls.evaluation import evaluate
+
+    metrics = evaluate(args.run_dir, args.split)
+    print(f"{metrics['split']}: accuracy {metrics['accuracy']:.4f}, balanced accuracy "
+          f"{metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} clips; "
+          f"files in {args.run_dir}/eval")
+    return 0
+
+
+def _add_export(commands) -> None:
+    command = commands.add_parser("export", help="SavedModel + TFLite, checked in the LiteRT interpreter")
+    command.add_argument("--run-dir", required=True)
+    command.set_defaults(handler=_export)
+
+
+def _export(args) -> int:
+    from vidcls.export import export
+
+    report = export(args.run_dir)
+    for variant in report["variants"]:
+        print(f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
+              f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
+              f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}")
+    print(f"report: {args.run_dir}/export/export_report.json")
+    return 0
+
+
+def _add_predict(commands) -> None:
+    command = commands.add_parser("predict", help="classify video files with a trained run")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("videos", nargs="+", metavar="VIDEO")
+    command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
+    command.add_argument("--json", action="store_true", help="print one JSON list")
+    command.set_defaults(handler=_predict)
+
+
+def _predict(args) -> int:
+    from vidcls.features import VideoReadError
+    from vidcls.serving import Predictor
+
+    predictor = Predictor(args.run_dir, weights=args.weights)
+    results, failed = [], 0
+    for video in args.videos:
+        try:
+            result = predictor.predict(video)
+        except VideoReadError as error:
+            failed += 1
+            result = {"video": video, "error": str(error)}
+            print(f"vidcls predict: error: {video}: {error}", file=sys.stderr)
+        results.append(result)
+        if not args.json and "label" in result:
+            scores = "  ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
+            print(f"{video}: {result['label']} ({result['score']:.3f})  {scores}")
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return 1 if failed else 0
+
+
+def _add_demo(commands) -> None:
+    command = commands.add_parser("demo", help="synth -> extract -> train -> evaluate -> export -> predict, offline")
+    command.add_argument("--work-dir", default="demo_output")
+    command.set_defaults(handler=_demo)
+
+
+def _demo(args) -> int:
+    from vidcls.demo import run_demo
+
+    run_demo(args.work_dir)
+    return 0

@@ -1,0 +1,228 @@
+"""Typed experiment configuration: frozen dataclasses, YAML presets and `--set` overrides.
+
+Precedence, lowest first: dataclass defaults, a YAML file (`--config`), explicit command
+line flags, then `--set section.key=value`. Every key is checked: an unknown section or key,
+or a value of the wrong type, is a `VidclsError` that names the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from vidcls.errors import VidclsError
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureConfig:
+    """How `vidcls extract` turns videos into cached features."""
+
+    data_dir: str = ""
+    cache_dir: str = ""
+    backbone: str = "resnet50"
+    weights: str = "imagenet"
+    num_frames: int = 16
+    image_size: Optional[int] = None  # None: the backbone's native size
+    batch_size: int = 64
+    allow_failures: bool = False
+    seed: int = 0  # initialises a `weights=none` backbone reproducibly
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+    """Where training reads features from and how clips are split."""
+
+    cache_dir: str = ""
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """The temporal classifier."""
+
+    name: str = "attention_lstm"
+    adapter_units: int = 256
+    hidden_units: int = 128
+    attention_units: int = 64
+    bidirectional: bool = True
+    dropout: float = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation, precision and distribution."""
+
+    epochs: int = 30
+    batch_size: int = 32  # global: split across replicas
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_epochs: int = 2
+    gradient_clip: float = 1.0
+    label_smoothing: float = 0.0
+    use_focal_loss: bool = False
+    focal_gamma: float = 2.0
+    focal_alpha: float = 0.25
+    use_class_weights: bool = False
+    mixed_precision: bool = False
+    xla: bool = False
+    early_stopping_patience: int = 10
+    seed: int = 42
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What `vidcls export` writes."""
+
+    tflite: bool = True
+    parity_samples: int = 256  # test clips compared between Keras and TFLite
+
+
+@dataclasses.dataclass(frozen=True)
+class ExperimentConfig:
+    """Everything that defines a training run; written to `RUN_DIR/config.yaml`."""
+
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def replace(self, updates: dict[str, Any], source: str = "override") -> "ExperimentConfig":
+        """Returns a copy with `{"section.key": value}` updates applied and type-checked."""
+        sections = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        changed: dict[str, dict[str, Any]] = {}
+        for dotted, value in updates.items():
+            section_name, _, key = dotted.partition(".")
+            if section_name not in sections or not key:
+                raise VidclsError(
+                    f"Unknown config key '{dotted}' in {source}; expected 'section.key' with "
+                    f"section one of {sorted(sections)}"
+                )
+            section = sections[section_name]
+            field_types = _field_types(type(section))
+            if key not in field_types:
+                raise VidclsError(
+                    f"Unknown config key '{dotted}' in {source}; valid keys in "
+                    f"'{section_name}': {sorted(field_types)}"
+                )
+            changed.setdefault(section_name, {})[key] = _coerce(
+                value, field_types[key], f"{section_name}.{key}", source
+            )
+        return dataclasses.replace(
+            self,
+            **{
+                name: dataclasses.replace(sections[name], **values)
+                for name, values in changed.items()
+            },
+        )
+
+
+def load_experiment_config(
+    config_file: str | None = None,
+    flags: dict[str, Any] | None = None,
+    overrides: list[str] | None = None,
+) -> ExperimentConfig:
+    """Builds the run configuration from defaults, a YAML file, flags and `--set` items."""
+    config = ExperimentConfig()
+    if config_file:
+        config = config.replace(_flatten_yaml(config_file), source=config_file)
+    if flags:
+        config = config.replace(
+            {key: value for key, value in flags.items() if value is not None},
+            source="command line",
+        )
+    if overrides:
+        config = config.replace(_parse_overrides(overrides), source="--set")
+    return config
+
+
+def experiment_config_from_dict(values: dict, source: str) -> ExperimentConfig:
+    """Rebuilds a config written by `save_config` (e.g. a run's `config.yaml`)."""
+    return ExperimentConfig().replace(_flatten(values, source), source=source)
+
+
+def save_config(config: ExperimentConfig, path: Path) -> None:
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+
+def read_config(path: Path) -> ExperimentConfig:
+    if not path.is_file():
+        raise VidclsError(f"Expected a run configuration at {path}; it does not exist")
+    return experiment_config_from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
+
+
+def _flatten_yaml(config_file: str) -> dict[str, Any]:
+    path = Path(config_file)
+    if not path.is_file():
+        raise VidclsError(f"Config file {config_file} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise VidclsError(f"Config file {config_file} is not valid YAML: {error}") from None
+    return _flatten(values, config_file)
+
+
+def _flatten(values: Any, source: str) -> dict[str, Any]:
+    if not isinstance(values, dict):
+        raise VidclsError(
+            f"Expected a mapping of sections (data, model, train, export) in {source}; "
+            f"received {type(values).__name__}"
+        )
+    flat = {}
+    for section, entries in values.items():
+        if not isinstance(entries, dict):
+            raise VidclsError(
+                f"Expected section '{section}' in {source} to be a mapping of keys; "
+                f"received {entries!r}"
+            )
+        for key, value in entries.items():
+            flat[f"{section}.{key}"] = value
+    return flat
+
+
+def _parse_overrides(items: list[str]) -> dict[str, Any]:
+    parsed = {}
+    for item in items:
+        key, separator, text = item.partition("=")
+        if not separator or not key:
+            raise VidclsError(f"Expected --set key=value (e.g. train.learning_rate=3e-4); received '{item}'")
+        parsed[key.strip()] = yaml.safe_load(text) if text else ""
+    return parsed
+
+
+def _field_types(section_class: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_class)
+    return {field.name: hints[field.name] for field in dataclasses.fields(section_class)}
+
+
+def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
+    optional = typing.get_origin(expected) in (typing.Union, types.UnionType)
+    if optional:
+        if value is None:
+            return None
+        expected = next(arg for arg in typing.get_args(expected) if arg is not type(None))
+    if expected in (int, float) and isinstance(value, str):
+        # PyYAML (YAML 1.1) reads "3e-4" as a string; accept numbers written that way.
+        try:
+            value = expected(value)
+        except ValueError:
+            pass
+    if expected is bool and isinstance(value, bool):
+        return value
+    if expected is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if expected is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if expected is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise VidclsError(
+        f"Expected {expected.__name__} for config key '{key}' in {source}; received {value!r}"
+    )

@@ -1,0 +1,16 @@
+"""Data stage: dataset discovery, synthetic videos, splits and tf.data pipelines.
+
+Importing this package does not import TensorFlow; `make_dataset` does when called.
+"""
+
+from vidcls.data.discovery import VideoItem, discover_videos
+from vidcls.data.labelled import LabelledFeatures, load_labelled_features
+from vidcls.data.pipeline import balanced_class_weights, make_dataset
+from vidcls.data.splits import SPLITS, stratified_split
+from vidcls.data.synth import SYNTH_CLASSES, SynthResult, synthesize
+
+__all__ = [
+    "LabelledFeatures", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VideoItem",
+    "balanced_class_weights", "discover_videos", "load_labelled_features", "make_dataset",
+    "stratified_split", "synthesize",
+]

@@ -1,0 +1,38 @@
+"""Labelled features from a cache: the arrays a run trains and evaluates on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vidcls.errors import VidclsError
+
+
+@dataclass(frozen=True)
+class LabelledFeatures:
+    clip_ids: list[str]
+    features: np.ndarray  # float16 [N, T, D]
+    labels: np.ndarray  # int64 [N], indices into the run's label list
+
+
+def load_labelled_features(cache, clip_ids: list[str], class_names: list[str]) -> LabelledFeatures:
+    """Loads the cached features of `clip_ids` and maps their labels to indices.
+
+    Raises:
+        VidclsError: a clip id not in the cache, or a label missing from `class_names`.
+    """
+    by_id = {entry["clip_id"]: entry for entry in cache.entries}
+    missing = [clip_id for clip_id in clip_ids if clip_id not in by_id]
+    if missing:
+        raise VidclsError(
+            f"{len(missing)} clip(s) of the split are not in the cache {cache.root} "
+            f"(first: {missing[:3]}); was the run trained on another cache?"
+        )
+    entries = [by_id[clip_id] for clip_id in clip_ids]
+    index = {name: position for position, name in enumerate(class_names)}
+    unknown = sorted({entry["label"] for entry in entries} - index.keys())
+    if unknown:
+        raise VidclsError(f"Label(s) {unknown} are not in the label map {class_names}")
+    labels = np.array([index[entry["label"]] for entry in entries], dtype=np.int64)
+    return LabelledFeatures(clip_ids=list(clip_ids), features=cache.load_all(entries), labels=labels)

@@ -1,0 +1,106 @@
+"""`vidcls export`: SavedModel and float32 TFLite, checked against the Keras model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vidcls.data import load_labelled_features
+from vidcls.errors import VidclsError
+from vidcls.features import FeatureCache, atomic_write_json
+from vidcls.run_dir import RunDir
+
+SAVED_MODEL_DIR = "saved_model"
+FLOAT_TFLITE = "model_float32.tflite"
+
+
+def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
+    """Writes `RUN_DIR/export/` and returns the contents of `export_report.json`.
+
+    The model is rebuilt in float32 with fixed T and unrolled recurrence from the trained
+    weights (so a mixed-precision run exports in float32 and TFLite needs builtin ops
+    only), saved as a SavedModel with a `serve` signature over features `[B, T, D]`,
+    converted to TFLite, and run in the LiteRT interpreter on held-out clips.
+    """
+    import tensorflow as tf
+
+    from vidcls.models import load_model, rebuild_for_export
+
+    run = RunDir(run_dir)
+    run.require_trained()
+    features_info = run.features()
+    fingerprint = features_info["fingerprint"]
+    num_frames, feature_dim = int(fingerprint["num_frames"]), int(fingerprint["feature_dim"])
+    model = rebuild_for_export(load_model(run.best_model_path), num_frames)
+    out = run.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+
+    saved_model = out / SAVED_MODEL_DIR
+    model.export(str(saved_model), format="tf_saved_model", verbose=False,
+                 input_signature=[tf.TensorSpec([None, num_frames, feature_dim], tf.float32, name="features")])
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    tflite_path = out / FLOAT_TFLITE
+    tflite_path.write_bytes(converter.convert())
+
+    samples = _parity_features(run, features_info, parity_samples)
+    reference = np.asarray(model.predict(samples, verbose=0), dtype=np.float32)
+    variant = {"name": "float32", "path": FLOAT_TFLITE, "size_bytes": tflite_path.stat().st_size,
+               **_check_tflite(tflite_path, samples, reference)}
+    class_names = run.labels()
+    (out / "labels.txt").write_text("".join(f"{name}\n" for name in class_names))
+    atomic_write_json(out / "metadata.json", {
+        "input_name": "features",
+        "input_shape": [1, num_frames, feature_dim],
+        "input_dtype": "float32",
+        "num_frames": num_frames,
+        "feature_dim": feature_dim,
+        "output": "class probabilities (softmax), in labels.txt order",
+        "labels": class_names,
+        "model": type(model).__name__,
+        **{key: fingerprint.get(key) for key in ("backbone", "weights", "image_size", "preprocessing", "sampling")},
+    })
+    report = {"saved_model": SAVED_MODEL_DIR, "parity_samples": int(len(samples)), "variants": [variant]}
+    atomic_write_json(out / "export_report.json", report)
+    return report
+
+
+def _parity_features(run: RunDir, features_info: dict, limit: int) -> np.ndarray:
+    """Held-out clips (test, else val, else train) as the Keras and TFLite inputs."""
+    splits = run.splits()
+    clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
+    if not clip_ids:
+        raise VidclsError(f"{run.splits_path} lists no clips to check the exported model on")
+    cache = FeatureCache(features_info["cache_dir"])
+    data = load_labelled_features(cache, clip_ids[:limit], run.labels())
+    return data.features.astype(np.float32)
+
+
+def _check_tflite(path: Path, samples: np.ndarray, reference: np.ndarray) -> dict:
+    """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
+    custom = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
+    if custom:
+        raise VidclsError(f"Expected builtin TFLite ops only in {path}; found {custom}")
+    input_index = interpreter.get_input_details()[0]["index"]
+    output_index = interpreter.get_output_details()[0]["index"]
+    interpreter.resize_tensor_input(input_index, [1, *samples.shape[1:]])
+    interpreter.allocate_tensors()
+    outputs = np.empty_like(reference)
+    started = time.perf_counter()
+    for row, clip in enumerate(samples):
+        interpreter.set_tensor(input_index, clip[None])
+        interpreter.invoke()
+        outputs[row] = interpreter.get_tensor(output_index)[0]
+    latency_ms = 1000 * (time.perf_counter() - started) / len(samples)
+    return {
+        "ops": ops,
+        "top1_agreement": float(np.mean(outputs.argmax(1) == reference.argmax(1))),
+        "max_abs_diff": float(np.abs(outputs - reference).max()),
+        "latency_ms": latency_ms,
+    }

@@ -1,0 +1,68 @@
+"""The default temporal classifier: (Bi)LSTM states pooled by additive attention."""
+
+from __future__ import annotations
+
+import keras
+
+from vidcls.models.attention_pooling import AttentionPooling
+from vidcls.models.blocks import check_dropout, check_positive, classifier_head, features_input, frame_adapter
+
+
+@keras.saving.register_keras_serializable(package="vidcls")
+class AttentionLSTMClassifier(keras.Model):
+    """Frame features -> Dense adapter -> (Bi)LSTM -> attention pooling -> softmax.
+
+    Args:
+        num_classes: number of output classes.
+        feature_dim: D, the backbone's feature size.
+        num_frames: T, or None for any length. Export fixes it.
+        adapter_units: width of the per-frame Dense adapter.
+        hidden_units: LSTM units (per direction).
+        attention_units: size of the attention projection.
+        bidirectional: wrap the LSTM in `Bidirectional`.
+        dropout: rate after the adapter and before the classifier.
+        unroll: unroll the LSTM over T steps; export needs it (TFLite builtin ops only).
+        **kwargs: `name`, `trainable`.
+
+    Call arguments:
+        inputs: float `[B, T, D]` features.
+
+    Example:
+        >>> model = AttentionLSTMClassifier(num_classes=4, feature_dim=2048, num_frames=16)
+        >>> model(keras.ops.zeros((2, 16, 2048))).shape
+        (2, 4)
+    """
+
+    def __init__(self, num_classes: int, feature_dim: int, num_frames: int | None = None,
+                 adapter_units: int = 256, hidden_units: int = 128, attention_units: int = 64,
+                 bidirectional: bool = True, dropout: float = 0.3, unroll: bool = False, **kwargs):
+        check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units,
+                       hidden_units=hidden_units, attention_units=attention_units)
+        check_dropout(dropout)
+        inputs = features_input(num_frames, feature_dim)
+        x = frame_adapter(inputs, adapter_units, dropout)
+        recurrent = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")
+        if bidirectional:
+            recurrent = keras.layers.Bidirectional(recurrent, name="bilstm")
+        x = recurrent(x)
+        x = AttentionPooling(attention_units, name="attention_pooling")(x)
+        outputs = classifier_head(x, num_classes, dropout)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.num_frames = num_frames
+        self.adapter_units = adapter_units
+        self.hidden_units = hidden_units
+        self.attention_units = attention_units
+        self.bidirectional = bidirectional
+        self.dropout = dropout
+        self.unroll = unroll
+
+    def get_config(self):
+        return {
+            "name": self.name, "trainable": self.trainable,
+            "num_classes": self.num_classes, "feature_dim": self.feature_dim,
+            "num_frames": self.num_frames, "adapter_units": self.adapter_units,
+            "hidden_units": self.hidden_units, "attention_units": self.attention_units,
+            "bidirectional": self.bidirectional, "dropout": self.dropout, "unroll": self.unroll,
+        }

@@ -1,0 +1,52 @@
+"""The TSN-style baseline: the average of adapted frame features, blind to frame order."""
+
+from __future__ import annotations
+
+import keras
+
+from vidcls.models.blocks import check_dropout, check_positive, classifier_head, features_input, frame_adapter
+
+
+@keras.saving.register_keras_serializable(package="vidcls")
+class MeanPoolClassifier(keras.Model):
+    """Frame features -> Dense adapter -> mean over frames -> softmax.
+
+    Args:
+        num_classes: number of output classes.
+        feature_dim: D, the backbone's feature size.
+        num_frames: T, or None for any length.
+        adapter_units: width of the per-frame Dense adapter.
+        dropout: rate after the adapter and before the classifier.
+        **kwargs: `name`, `trainable`.
+
+    Call arguments:
+        inputs: float `[B, T, D]` features.
+
+    Example:
+        >>> model = MeanPoolClassifier(num_classes=4, feature_dim=2048)
+        >>> model(keras.ops.zeros((2, 16, 2048))).shape
+        (2, 4)
+    """
+
+    def __init__(self, num_classes: int, feature_dim: int, num_frames: int | None = None,
+                 adapter_units: int = 256, dropout: float = 0.3, **kwargs):
+        check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units)
+        check_dropout(dropout)
+        inputs = features_input(num_frames, feature_dim)
+        x = frame_adapter(inputs, adapter_units, dropout)
+        x = keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x)
+        outputs = classifier_head(x, num_classes, dropout)
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.num_classes = num_classes
+        self.feature_dim = feature_dim
+        self.num_frames = num_frames
+        self.adapter_units = adapter_units
+        self.dropout = dropout
+
+    def get_config(self):
+        return {
+            "name": self.name, "trainable": self.trainable,
+            "num_classes": self.num_classes, "feature_dim": self.feature_dim,
+            "num_frames": self.num_frames, "adapter_units": self.adapter_units,
+            "dropout": self.dropout,
+        }

@@ -1,0 +1,57 @@
+"""Model names used on the command line, and building / rebuilding models by name."""
+
+from __future__ import annotations
+
+import inspect
+
+import keras
+
+from vidcls.config import ModelConfig
+from vidcls.errors import VidclsError
+from vidcls.models.attention_lstm import AttentionLSTMClassifier
+from vidcls.models.mean_pool import MeanPoolClassifier
+
+MODELS = {
+    "attention_lstm": AttentionLSTMClassifier,
+    "mean_pool": MeanPoolClassifier,
+}
+
+
+def model_class(name: str):
+    if name not in MODELS:
+        raise VidclsError(f"Unknown model '{name}'; choose one of: {', '.join(MODELS)}")
+    return MODELS[name]
+
+
+def build_model(config: ModelConfig, num_classes: int, feature_dim: int, num_frames: int | None = None):
+    """Builds the model `config.name`, passing the config's hyperparameters it accepts."""
+    cls = model_class(config.name)
+    accepted = inspect.signature(cls.__init__).parameters
+    hyperparameters = {key: value for key, value in vars(config).items() if key in accepted}
+    return cls(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
+               name=config.name, **hyperparameters)
+
+
+def rebuild_for_export(model, num_frames: int):
+    """The same architecture and weights in float32, with fixed T and unrolled recurrence.
+
+    TFLite's converter does not fuse Keras 3 LSTMs; a rolled one needs TensorList ops with
+    static shapes it cannot get, so the export graph unrolls the recurrence over T steps.
+    """
+    config = model.get_config()
+    config["num_frames"] = num_frames
+    if "unroll" in config:
+        config["unroll"] = True
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        rebuilt = type(model).from_config(config)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    rebuilt.set_weights(model.get_weights())
+    return rebuilt
+
+
+def load_model(path):
+    """Loads a `.keras` file written by vidcls (the custom classes are registered here)."""
+    return keras.saving.load_model(str(path), compile=False)

@@ -1,0 +1,246 @@
+"""`vidcls train`: a temporal classifier on cached features, written to a run directory."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vidcls import __version__
+from vidcls.config import ExperimentConfig, TrainConfig, save_config
+from vidcls.data import (
+    balanced_class_weights, load_labelled_features, make_dataset, stratified_split,
+)
+from vidcls.errors import VidclsError
+from vidcls.features import FeatureCache, atomic_write_json
+from vidcls.run_dir import RunDir
+
+logger = logging.getLogger("vidcls")
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    epochs_run: int
+    best_val_loss: float | None
+    best_val_accuracy: float | None
+    seconds: float
+    parameters: int
+    already_done: bool = False
+
+    def to_dict(self) -> dict:
+        return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(self).items()}
+
+
+def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False) -> TrainResult:
+    """Trains `config.model` on `config.data.cache_dir` into `run_dir`.
+
+    Re-running with the same config after a finished run does nothing; after an
+    interruption it resumes from the last epoch boundary (`backup/`). A different config
+    in an existing run directory is an error rather than a silent mix of two runs.
+    """
+    run = RunDir(run_dir)
+    finished = _check_existing_run(run, config)
+    if finished is not None:
+        return finished
+    if config.train.epochs < 1 or config.train.batch_size < 1:
+        raise VidclsError(f"Expected train.epochs >= 1 and train.batch_size >= 1; received {config.train.epochs} and {config.train.batch_size}")
+    from vidcls.models import model_class
+
+    model_class(config.model.name)  # unknown names fail before loading data
+    cache = FeatureCache(config.data.cache_dir)
+    class_names = sorted({entry["label"] for entry in cache.entries})
+    if len(class_names) < 2:
+        raise VidclsError(f"Expected at least 2 classes in {cache.root}; found {class_names}")
+    run.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, run.config_path)
+    splits = _load_or_make_splits(run, cache, config)
+    atomic_write_json(run.labels_path, class_names)
+    atomic_write_json(run.features_path, {"cache_dir": str(cache.root), "fingerprint": cache.info})
+    train_set = load_labelled_features(cache, splits["train"], class_names)
+    val_set = load_labelled_features(cache, splits["val"], class_names)
+
+    import keras
+
+    from vidcls.training.runtime import resolve_runtime
+
+    keras.utils.set_random_seed(config.train.seed)
+    previous_policy = keras.config.dtype_policy()
+    try:
+        runtime = resolve_runtime(config.train)
+        _write_env(run, runtime)
+        return _fit(config, run, runtime, train_set, val_set, class_names, cache.feature_shape, progress)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _fit(config, run, runtime, train_set, val_set, class_names, feature_shape, progress) -> TrainResult:
+    import keras
+
+    from vidcls.models import adapt_normalization, build_model
+    from vidcls.training.callbacks import LearningRateLogger, ThroughputLogger
+
+    train_config: TrainConfig = config.train
+    num_classes = len(class_names)
+    drop_remainder = runtime.replicas > 1
+    sample_weights = None
+    if train_config.use_class_weights:
+        weights = balanced_class_weights(train_set.labels, num_classes)
+        sample_weights = weights[train_set.labels]
+        logger.info("class weights: %s", dict(zip(class_names, np.round(weights, 3).tolist())))
+    train_data = make_dataset(train_set.features, train_set.labels, num_classes, train_config.batch_size,
+                              training=True, seed=train_config.seed, sample_weights=sample_weights,
+                              drop_remainder=drop_remainder)
+    has_val = len(val_set.labels) > 0
+    val_data = make_dataset(val_set.features, val_set.labels, num_classes, train_config.batch_size,
+                            training=False) if has_val else None
+    steps_per_epoch = (len(train_set.labels) // train_config.batch_size if drop_remainder
+                       else math.ceil(len(train_set.labels) / train_config.batch_size))
+    if steps_per_epoch < 1:
+        raise VidclsError(f"Expected at least one full batch: {len(train_set.labels)} training clips, global batch size {train_config.batch_size} across {runtime.replicas} replicas")
+
+    with runtime.strategy.scope():
+        model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1])
+        adapt_normalization(model, train_set.features)
+        model.compile(
+            optimizer=_optimizer(train_config, steps_per_epoch),
+            loss=_loss(train_config),
+            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            jit_compile=runtime.jit_compile,
+        )
+    monitor = "val_loss" if has_val else "loss"
+    callbacks = [
+        LearningRateLogger(),
+        ThroughputLogger(steps_per_epoch * train_config.batch_size if drop_remainder else len(train_set.labels)),
+        keras.callbacks.BackupAndRestore(str(run.backup_dir)),
+        keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True),
+        keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run.history_path), append=True),
+        keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False),
+    ]
+    started = time.perf_counter()
+    model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
+                        callbacks=callbacks, shuffle=False, verbose=_verbosity(progress))
+    result = _result(run, time.perf_counter() - started, model.count_params())
+    atomic_write_json(run.result_path, result.to_dict())
+    return result
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int):
+    """AdamW with linear warmup to `learning_rate`, then cosine decay to zero."""
+    import keras
+
+    total_steps = max(steps_per_epoch * config.epochs, 1)
+    warmup_steps = min(config.warmup_epochs * steps_per_epoch, total_steps - 1)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup_steps else config.learning_rate,
+        decay_steps=max(total_steps - warmup_steps, 1),
+        warmup_target=config.learning_rate if warmup_steps else None,
+        warmup_steps=warmup_steps,
+    )
+    return keras.optimizers.AdamW(
+        learning_rate=schedule, weight_decay=config.weight_decay,
+        global_clipnorm=config.gradient_clip if config.gradient_clip > 0 else None,
+    )
+
+
+def _loss(config: TrainConfig):
+    import keras
+
+    if config.use_focal_loss:
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=config.focal_alpha, gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentConfig) -> dict:
+    if run.splits_path.is_file():
+        return run.splits()  # resuming: the same clips as before
+    splits = stratified_split(
+        [entry["clip_id"] for entry in cache.entries], [entry["label"] for entry in cache.entries],
+        config.data.val_fraction, config.data.test_fraction, config.train.seed,
+    )
+    atomic_write_json(run.splits_path, splits)
+    return splits
+
+
+def _check_existing_run(run: RunDir, config: ExperimentConfig) -> TrainResult | None:
+    if not run.config_path.is_file():
+        return None
+    stored = run.config().to_dict()
+    wanted = config.to_dict()
+    differences = [
+        f"{section}.{key}: run has {stored[section][key]!r}, asked {value!r}"
+        for section, values in wanted.items() for key, value in values.items()
+        if stored[section][key] != value
+    ]
+    if differences:
+        raise VidclsError(
+            f"{run.root} already holds a run with another configuration ({'; '.join(differences)}). "
+            "Use a new --run-dir"
+        )
+    if run.result_path.is_file():
+        logger.info("%s is already trained with this configuration; nothing to do", run.root)
+        return TrainResult(**{**json.loads(run.result_path.read_text()), "run_dir": run.root, "already_done": True})
+    return None
+
+
+def _result(run: RunDir, seconds: float, parameters: int) -> TrainResult:
+    # history.csv, not fit()'s return value: after a resume it holds every epoch.
+    with run.history_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    val_losses = [float(row["val_loss"]) for row in rows if row.get("val_loss")]
+    best = int(np.argmin(val_losses)) if val_losses else None
+    return TrainResult(
+        run_dir=run.root,
+        epochs_run=len(rows),
+        best_val_loss=val_losses[best] if val_losses else None,
+        best_val_accuracy=float(rows[best]["val_accuracy"]) if val_losses else None,
+        seconds=seconds,
+        parameters=int(parameters),
+    )
+
+
+def _verbosity(progress: bool) -> int:
+    """Keras's live progress bar on a terminal, one line per epoch in logs (CI, files)."""
+    if not progress:
+        return 0
+    return 1 if sys.stdout.isatty() else 2
+
+
+def _write_env(run: RunDir, runtime) -> None:
+    import keras
+    import tensorflow as tf
+
+    atomic_write_json(run.env_path, {
+        "vidcls": __version__,
+        "git_commit": _git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "devices": [device.name for device in tf.config.list_logical_devices()],
+        **runtime.describe(),
+    })
+
+
+def _git_commit() -> str | None:
+    try:
+        completed = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                   timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if completed.returncode != 0:
+        return None
+    return completed.stdout.strip() or None
