@@ -15,7 +15,8 @@ def frame_adapter(x, units: int, dropout: float):
     Backbone features are far from zero-mean and unit-variance (a random ResNet50's sit
     around 2.4 with a spread of 0.15 across clips); without this nothing trains.
     """
-    x = keras.layers.Normalization(axis=-1, name=NORMALIZATION_LAYER)(x)
+    # float32 even under mixed precision: statistics of large features lose digits in fp16.
+    x = keras.layers.Normalization(axis=-1, dtype="float32", name=NORMALIZATION_LAYER)(x)
     x = keras.layers.Dense(units, activation="relu", name="frame_adapter")(x)
     return keras.layers.Dropout(dropout, name="adapter_dropout")(x)
 

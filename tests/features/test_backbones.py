@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from vidcls.errors import VidclsError
+from vidcls.features import BACKBONES, get_backbone
+
+
+def test_unknown_backbone_lists_the_choices():
+    with pytest.raises(VidclsError, match=r"Unknown backbone 'resnet51'; choose one of: .*vgg19.*resnet50"):
+        get_backbone("resnet51", weights="none")
+
+
+@pytest.mark.parametrize("name", sorted(BACKBONES))
+def test_each_backbone_embeds_frames_to_its_feature_dim(name):
+    backbone = get_backbone(name, weights="none", image_size=32, batch_size=4)
+    features = backbone.embed(np.random.default_rng(0).integers(0, 255, (5, 32, 32, 3), dtype=np.uint8))
+    assert features.shape == (5, BACKBONES[name].feature_dim)  # 5 frames: one padded batch
+    assert np.isfinite(features).all()
+
+
+def test_vgg19_features_are_fc2_4096():
+    assert BACKBONES["vgg19"].feature_dim == 4096 and BACKBONES["vgg19"].output_layer == "fc2"
+
+
+def test_same_seed_rebuilds_the_same_weights():
+    first = get_backbone("resnet50", weights="none", image_size=32, seed=5)
+    assert first.weights_checksum() == get_backbone("resnet50", weights="none", image_size=32, seed=5).weights_checksum()
+    assert first.weights_checksum() != get_backbone("resnet50", weights="none", image_size=32, seed=6).weights_checksum()
+
+
+def test_weights_file_loads_and_is_fingerprinted(tmp_path):
+    source = get_backbone("mobilenet_v2", weights="none", image_size=32, seed=3)
+    path = tmp_path / "mobilenet_v2.weights.h5"
+    source._model.save_weights(str(path))
+    loaded = get_backbone("mobilenet_v2", weights=str(path), image_size=32, seed=99)
+    assert loaded.weights_checksum() == source.weights_checksum()
+    assert loaded.fingerprint()["weights"].startswith("file:")
+
+
+def test_missing_or_wrong_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(VidclsError, match="Weights file .*nope.h5 does not exist"):
+        get_backbone("resnet50", weights=str(tmp_path / "nope.h5"))
+    other = tmp_path / "mobilenet.weights.h5"
+    get_backbone("mobilenet_v2", weights="none", image_size=32)._model.save_weights(str(other))
+    with pytest.raises(VidclsError, match="Could not load weights file .*mobilenet.weights.h5 into resnet50"):
+        get_backbone("resnet50", weights=str(other), image_size=32)
+
+
+def test_too_small_image_size_is_rejected():
+    with pytest.raises(VidclsError, match="Expected --image-size >= 32 for backbone resnet50; received 16"):
+        get_backbone("resnet50", weights="none", image_size=16)

@@ -1,0 +1,55 @@
+import pytest
+
+from vidcls.config import ExperimentConfig, load_experiment_config, read_config, save_config
+from vidcls.errors import VidclsError
+
+
+def test_defaults_are_the_documented_recipe():
+    config = ExperimentConfig()
+    assert config.model.name == "attention_lstm"
+    assert config.train.batch_size == 32 and config.train.mixed_precision is False
+
+
+def test_yaml_then_flags_then_set_in_that_order(tmp_path):
+    preset = tmp_path / "preset.yaml"
+    preset.write_text("train:\n  epochs: 7\n  learning_rate: 0.01\nmodel:\n  dropout: 0.5\n")
+    config = load_experiment_config(
+        str(preset), flags={"train.learning_rate": 0.02, "train.epochs": None}, overrides=["train.learning_rate=3e-4"])
+    assert config.train.epochs == 7  # from YAML; a flag left unset (None) does not override
+    assert config.model.dropout == 0.5
+    assert config.train.learning_rate == pytest.approx(3e-4)  # --set wins, "3e-4" read as a number
+
+
+def test_unknown_key_names_the_key_and_the_valid_ones(tmp_path):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("train:\n  learning_rat: 0.1\n")
+    with pytest.raises(VidclsError, match=r"Unknown config key 'train.learning_rat' in .*bad.yaml.*learning_rate"):
+        load_experiment_config(str(preset))
+
+
+def test_unknown_section_and_malformed_set_are_errors():
+    with pytest.raises(VidclsError, match="Unknown config key 'optimizer.lr'"):
+        load_experiment_config(overrides=["optimizer.lr=1"])
+    with pytest.raises(VidclsError, match="Expected --set key=value"):
+        load_experiment_config(overrides=["train.epochs"])
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.epochs=ten", r"Expected int for config key 'train.epochs' in --set; received 'ten'"),
+    ("train.use_focal_loss=maybe", r"Expected bool for config key 'train.use_focal_loss'"),
+    ("train.epochs=2.5", r"Expected int for config key 'train.epochs'"),
+])
+def test_wrong_type_is_an_error_naming_the_key(item, message):
+    with pytest.raises(VidclsError, match=message):
+        load_experiment_config(overrides=[item])
+
+
+def test_saved_config_reads_back_identically(tmp_path):
+    config = load_experiment_config(overrides=["model.name=mean_pool", "train.seed=3", "data.cache_dir=/x"])
+    save_config(config, tmp_path / "config.yaml")
+    assert read_config(tmp_path / "config.yaml") == config
+
+
+def test_missing_config_file_is_an_error(tmp_path):
+    with pytest.raises(VidclsError, match="does not exist"):
+        load_experiment_config(str(tmp_path / "nope.yaml"))

@@ -1,0 +1,90 @@
+import csv
+import json
+
+import keras
+import pytest
+
+from vidcls.config import ExperimentConfig
+from vidcls.errors import VidclsError
+from vidcls.models import load_model, rebuild_for_export
+from vidcls.training import train
+
+TINY_MODEL = {"model.adapter_units": 16, "model.hidden_units": 8, "model.attention_units": 8}
+
+
+def _config(cache_dir, **updates):
+    return ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "train.batch_size": 4, **TINY_MODEL, **updates})
+
+
+def _history(run_dir):
+    with (run_dir / "history.csv").open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_directory_contract(trained_run, cache_dir):
+    for name in ("config.yaml", "splits.json", "labels.json", "env.json", "features.json", "best.keras", "result.json"):
+        assert (trained_run / name).is_file(), name
+    assert json.loads((trained_run / "labels.json").read_text()) == ["blue_to_red", "grow", "red_to_blue", "shrink"]
+    splits = json.loads((trained_run / "splits.json").read_text())
+    assert {len(splits[name]) for name in ("val", "test")} == {4} and len(splits["train"]) == 16
+    rows = _history(trained_run)
+    assert len(rows) == 3
+    for column in ("epoch", "loss", "accuracy", "val_loss", "val_accuracy", "learning_rate", "epoch_seconds", "samples_per_second"):
+        assert column in rows[0], column
+    env = json.loads((trained_run / "env.json").read_text())
+    assert env["tensorflow"].startswith("2.21") and env["precision"] == "float32" and env["xla"] is False
+    assert env["strategy"] and env["replicas"] == 1
+    assert any((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
+    assert not (trained_run / "backup").exists()  # removed once training completes
+
+
+def test_learning_rate_warms_up_then_decays(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    train(_config(cache_dir, **{"train.epochs": 6, "train.warmup_epochs": 2, "train.learning_rate": 0.01}), run_dir)
+    rates = [float(row["learning_rate"]) for row in _history(run_dir)]
+    assert rates[0] < rates[1] == pytest.approx(0.01, rel=1e-3)  # warmup ends at the peak
+    assert rates[1] > rates[3] > rates[5] >= 0  # cosine decay
+
+
+def test_same_config_again_does_nothing_other_config_is_refused(trained_run, cache_dir):
+    config = ExperimentConfig().replace({
+        "data.cache_dir": str(cache_dir), "train.epochs": 3, "train.batch_size": 4,
+        "model.adapter_units": 32, "model.hidden_units": 16, "model.attention_units": 8,
+    })
+    assert train(config, trained_run).already_done
+    with pytest.raises(VidclsError, match=r"already holds a run with another configuration \(train.epochs: run has 3, asked 4\)"):
+        train(config.replace({"train.epochs": 4}), trained_run)
+
+
+def test_focal_loss_class_weights_and_label_smoothing_train(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    result = train(_config(cache_dir, **{
+        "train.epochs": 2, "train.use_focal_loss": True, "train.use_class_weights": True,
+        "train.label_smoothing": 0.1, "model.name": "mean_pool"}), run_dir)
+    assert result.epochs_run == 2 and result.best_val_loss is not None
+    assert all(float(row["loss"]) > 0 for row in _history(run_dir))
+
+
+def test_mixed_precision_on_cpu_warns_trains_and_exports_in_float32(cache_dir, tmp_path, caplog):
+    run_dir = tmp_path / "run"
+    with caplog.at_level("WARNING", logger="vidcls"):
+        train(_config(cache_dir, **{"train.epochs": 1, "train.mixed_precision": True}), run_dir)
+    assert "no GPU is visible" in caplog.text and "slower" in caplog.text
+    assert json.loads((run_dir / "env.json").read_text())["precision"] == "mixed_float16"
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    model = load_model(run_dir / "best.keras")  # the config stores no dtype: loads as float32
+    assert model.get_layer("frame_adapter").dtype_policy.name == "float32"
+    rebuilt = rebuild_for_export(model, num_frames=8)
+    assert {layer.dtype_policy.name for layer in rebuilt.layers} == {"float32"}
+
+
+def test_xla_single_device_trains(cache_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    train(_config(cache_dir, **{"train.epochs": 1, "train.xla": True, "model.name": "mean_pool"}), run_dir)
+    assert json.loads((run_dir / "env.json").read_text())["xla"] is True
+
+
+def test_unknown_model_fails_before_any_work(cache_dir, tmp_path):
+    with pytest.raises(VidclsError, match="Unknown model 'lstm'; choose one of"):
+        train(_config(cache_dir, **{"model.name": "lstm"}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
