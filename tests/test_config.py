@@ -53,3 +53,12 @@ def test_saved_config_reads_back_identically(tmp_path):
 def test_missing_config_file_is_an_error(tmp_path):
     with pytest.raises(VidclsError, match="does not exist"):
         load_experiment_config(str(tmp_path / "nope.yaml"))
+
+
+def test_shipped_presets_load(tmp_path):
+    from pathlib import Path
+
+    presets = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
+    assert presets
+    for preset in presets:
+        load_experiment_config(str(preset))  # raises on any unknown key or wrong type
