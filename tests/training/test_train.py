@@ -88,3 +88,32 @@ def test_unknown_model_fails_before_any_work(cache_dir, tmp_path):
     with pytest.raises(VidclsError, match="Unknown model 'lstm'; choose one of"):
         train(_config(cache_dir, **{"model.name": "lstm"}), tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.slow
+def test_sigkilled_training_resumes_with_the_same_command(cache_dir, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "vidcls", "train", "--cache-dir", str(cache_dir), "--run-dir", str(run_dir),
+               "--epochs", "120", "--batch-size", "4", "--set", "train.early_stopping_patience=1000",
+               "--set", "model.adapter_units=16", "--set", "model.hidden_units=8"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run_dir / "history.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) > 5:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    assert process.wait() == -signal.SIGKILL, "training finished before it could be killed"
+    assert (run_dir / "backup").is_dir() and not (run_dir / "result.json").exists()
+    epochs_before = len(_history(run_dir))
+
+    subprocess.run(command, check=True, capture_output=True)
+    epochs = [int(row["epoch"]) for row in _history(run_dir)]
+    assert epochs_before < 120 and epochs == list(range(len(epochs)))  # no epoch lost or repeated
+    assert len(epochs) == 120 and (run_dir / "result.json").is_file()
