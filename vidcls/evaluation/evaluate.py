@@ -11,7 +11,8 @@ import numpy as np
 from vidcls.data import SPLITS, load_labelled_features
 from vidcls.errors import VidclsError
 from vidcls.evaluation.plots import plot_confusion, plot_curves
-from vidcls.features import FeatureCache, atomic_write_json
+from vidcls.features import FeatureCache
+from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
 
 

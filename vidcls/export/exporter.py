@@ -9,7 +9,8 @@ import numpy as np
 
 from vidcls.data import load_labelled_features
 from vidcls.errors import VidclsError
-from vidcls.features import FeatureCache, atomic_write_json
+from vidcls.features import FeatureCache
+from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
 
 SAVED_MODEL_DIR = "saved_model"

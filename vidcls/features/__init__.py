@@ -1,11 +1,11 @@
 """Feature stage: decode videos, sample frames, embed them with a frozen CNN, cache them."""
 
 from vidcls.features.backbones import BACKBONES, Backbone, get_backbone
-from vidcls.features.cache import FeatureCache, atomic_write_json
+from vidcls.features.cache import FeatureCache
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.video import VideoReadError, read_sampled_frames, segment_centre_indices
 
 __all__ = [
     "BACKBONES", "Backbone", "ExtractSummary", "FeatureCache", "VideoReadError",
-    "atomic_write_json", "extract", "get_backbone", "read_sampled_frames", "segment_centre_indices",
+    "extract", "get_backbone", "read_sampled_frames", "segment_centre_indices",
 ]

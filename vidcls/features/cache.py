@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Iterable
 import numpy as np
 
 from vidcls.errors import VidclsError
+from vidcls.fileio import atomic_write_bytes, atomic_write_json
 
 CACHE_FILE = "cache.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -17,20 +19,6 @@ FAILURES_FILE = "failures.jsonl"
 FEATURES_DIR = "features"
 # cache.json keys that describe a cache without changing its features.
 NOT_FINGERPRINT = frozenset({"vidcls_version", "weights_source"})
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Writes `data` to `path` so that readers see the old file or the new one, never half."""
-    temporary = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with temporary.open("wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-
-
-def atomic_write_json(path: Path, value) -> None:
-    atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
 
 class FeatureCache:
@@ -97,13 +85,9 @@ class FeatureCache:
         if features.shape != expected:
             raise ValueError(f"Expected features of shape {list(expected)}; received {list(features.shape)} for clip {entry['clip_id']}")
         relative = f"{FEATURES_DIR}/{entry['clip_id']}.npy"
-        target = self.root / relative
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        with temporary.open("wb") as handle:
-            np.save(handle, features.astype(np.float16), allow_pickle=False)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
+        buffer = io.BytesIO()
+        np.save(buffer, features.astype(np.float16), allow_pickle=False)
+        atomic_write_bytes(self.root / relative, buffer.getvalue())
         record = {**entry, "feature_path": relative, "feature_shape": list(expected)}
         with (self.root / MANIFEST_FILE).open("a") as manifest:
             manifest.write(json.dumps(record) + "\n")

@@ -89,7 +89,7 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     spread = _RunningStd()
     started = time.perf_counter()
     with progress_bar(len(todo), "extract", "clip", enabled=progress) as bar:
-        for batch in _decoded_batches(todo, config, summary.failures):
+        for batch in _decoded_batches(todo, config, backbone.image_size, summary.failures):
             clip_features = np.split(
                 backbone.embed(np.concatenate([clip.frames for _, clip in batch])), len(batch)
             )
@@ -117,11 +117,10 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     return summary
 
 
-def _decoded_batches(items: list[VideoItem], config: FeatureConfig, failures: list[dict]
+def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: int, failures: list[dict]
                      ) -> Iterator[list[tuple[VideoItem, SampledClip]]]:
     """Decodes in worker threads (OpenCV releases the GIL) while the caller runs the
     backbone, grouping clips until a batch holds at least `batch_size` frames."""
-    image_size = config.image_size or backbone_spec(config.backbone).native_size
 
     def decode(item: VideoItem):
         try:

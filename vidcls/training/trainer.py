@@ -21,7 +21,8 @@ from vidcls.data import (
     balanced_class_weights, load_labelled_features, make_dataset, stratified_split,
 )
 from vidcls.errors import VidclsError
-from vidcls.features import FeatureCache, atomic_write_json
+from vidcls.features import FeatureCache
+from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
 
 logger = logging.getLogger("vidcls")
