@@ -74,7 +74,8 @@ def _add_extract(commands) -> None:
     from vidcls.features.backbones import BACKBONES
 
     command = commands.add_parser("extract", help="decode videos and cache backbone features as .npy")
-    command.add_argument("--data-dir", required=True, help="ROOT/<class>/<video> tree")
+    command.add_argument("--data-dir", help="ROOT/<class>/<video> tree, or the folder --annotations paths are relative to")
+    command.add_argument("--annotations", help="CSV of clips: path,label (or verb,noun) [,start_sec,end_sec | start_frame,end_frame]")
     command.add_argument("--cache-dir", required=True)
     command.add_argument("--backbone", default="resnet50", help=f"one of: {', '.join(BACKBONES)}")
     command.add_argument("--weights", default="imagenet", help="imagenet | none | PATH to a Keras weights file")
@@ -83,6 +84,10 @@ def _add_extract(commands) -> None:
     command.add_argument("--batch-size", type=int, default=64, help="frames per backbone call")
     command.add_argument("--seed", type=int, default=0, help="initialises the backbone for --weights none")
     command.add_argument("--allow-failures", action="store_true", help="exit 0 even if some videos are unreadable")
+    command.add_argument("--shard", default="", metavar="I/N",
+                         help="embed only every N-th video starting at the I-th, so N processes or machines share one dataset")
+    command.add_argument("--overwrite", action="store_true", help="delete an existing cache in --cache-dir first")
+    command.add_argument("--workers", type=int, default=2, help="video decoding threads (default 2)")
     command.set_defaults(handler=_extract)
 
 
@@ -90,10 +95,13 @@ def _extract(args) -> int:
     from vidcls.config import FeatureConfig
     from vidcls.features import extract
 
+    if not args.data_dir and not args.annotations:
+        raise VidclsError("Expected --data-dir (a folder per class) or --annotations (a CSV of clips); received neither")
     config = FeatureConfig(
-        data_dir=args.data_dir, cache_dir=args.cache_dir, backbone=args.backbone, weights=args.weights,
-        num_frames=args.num_frames, image_size=args.image_size, batch_size=args.batch_size,
-        allow_failures=args.allow_failures, seed=args.seed,
+        data_dir=args.data_dir or "", annotations=args.annotations or "", cache_dir=args.cache_dir,
+        backbone=args.backbone, weights=args.weights, num_frames=args.num_frames, image_size=args.image_size,
+        batch_size=args.batch_size, allow_failures=args.allow_failures, seed=args.seed, shard=args.shard,
+        overwrite=args.overwrite, decode_workers=args.workers,
     )
     summary = extract(config, progress=True)
     print(summary.describe())

@@ -23,6 +23,7 @@ class FeatureConfig:
     """How `vidcls extract` turns videos into cached features."""
 
     data_dir: str = ""
+    annotations: str = ""  # CSV of clips; paths relative to data_dir (or the CSV's folder)
     cache_dir: str = ""
     backbone: str = "resnet50"
     weights: str = "imagenet"
@@ -31,6 +32,9 @@ class FeatureConfig:
     batch_size: int = 64
     allow_failures: bool = False
     seed: int = 0  # initialises a `weights=none` backbone reproducibly
+    shard: str = ""  # "i/n": this process embeds every n-th video, starting at the i-th
+    overwrite: bool = False
+    decode_workers: int = 2
 
 
 @dataclasses.dataclass(frozen=True)

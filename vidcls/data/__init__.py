@@ -3,14 +3,15 @@
 Importing this package does not import TensorFlow; `make_dataset` does when called.
 """
 
-from vidcls.data.discovery import VideoItem, discover_videos
+from vidcls.data.annotations import read_annotations
+from vidcls.data.discovery import VIDEO_SUFFIXES, VideoItem, discover_videos
 from vidcls.data.labelled import LabelledFeatures, load_labelled_features
 from vidcls.data.pipeline import balanced_class_weights, make_dataset
 from vidcls.data.splits import SPLITS, stratified_split
 from vidcls.data.synth import SYNTH_CLASSES, SynthResult, synthesize
 
 __all__ = [
-    "LabelledFeatures", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VideoItem",
+    "LabelledFeatures", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VIDEO_SUFFIXES", "VideoItem",
     "balanced_class_weights", "discover_videos", "load_labelled_features", "make_dataset",
-    "stratified_split", "synthesize",
+    "read_annotations", "stratified_split", "synthesize",
 ]

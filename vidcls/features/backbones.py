@@ -29,12 +29,20 @@ class BackboneSpec:
     output_layer: str | None = None
 
 
+_CAFFE = "caffe: RGB->BGR, ImageNet mean subtracted"
+_INSIDE = "none: rescaling is inside the model"
+
 BACKBONES: dict[str, BackboneSpec] = {
-    "vgg16": BackboneSpec("VGG16", "vgg16", 4096, 224, 32, "caffe: RGB->BGR, ImageNet mean subtracted", "fc2"),
-    "vgg19": BackboneSpec("VGG19", "vgg19", 4096, 224, 32, "caffe: RGB->BGR, ImageNet mean subtracted", "fc2"),
-    "resnet50": BackboneSpec("ResNet50", "resnet50", 2048, 224, 32, "caffe: RGB->BGR, ImageNet mean subtracted"),
+    "vgg16": BackboneSpec("VGG16", "vgg16", 4096, 224, 32, _CAFFE, "fc2"),
+    "vgg19": BackboneSpec("VGG19", "vgg19", 4096, 224, 32, _CAFFE, "fc2"),
+    "vgg16_conv": BackboneSpec("VGG16", "vgg16", 512, 224, 32, _CAFFE),  # pooled block5_pool
+    "vgg19_conv": BackboneSpec("VGG19", "vgg19", 512, 224, 32, _CAFFE),
+    "resnet50": BackboneSpec("ResNet50", "resnet50", 2048, 224, 32, _CAFFE),
+    "efficientnet_b0": BackboneSpec("EfficientNetB0", "efficientnet", 1280, 224, 32, _INSIDE),
+    "efficientnet_b3": BackboneSpec("EfficientNetB3", "efficientnet", 1536, 300, 32, _INSIDE),
     "mobilenet_v2": BackboneSpec("MobileNetV2", "mobilenet_v2", 1280, 224, 32, "tf: scaled to [-1, 1]"),
-    "efficientnet_b0": BackboneSpec("EfficientNetB0", "efficientnet", 1280, 224, 32, "none: rescaling is inside the model"),
+    "mobilenet_v3_small": BackboneSpec("MobileNetV3Small", "mobilenet_v3", 576, 224, 32, _INSIDE),
+    "mobilenet_v3_large": BackboneSpec("MobileNetV3Large", "mobilenet_v3", 960, 224, 32, _INSIDE),
 }
 
 

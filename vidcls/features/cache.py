@@ -11,7 +11,7 @@ from typing import Iterable
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.fileio import atomic_write_bytes, atomic_write_json
+from vidcls.fileio import TEMP_MARKER, atomic_write_bytes, atomic_write_json, locked, remove_dead_temp_files
 
 CACHE_FILE = "cache.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -48,14 +48,18 @@ class FeatureCache:
         return (int(self.info["num_frames"]), int(self.info["feature_dim"]))
 
     @classmethod
-    def create(cls, cache_dir: str | Path, info: dict) -> "FeatureCache":
+    def create(cls, cache_dir: str | Path, info: dict, overwrite: bool = False) -> "FeatureCache":
         """Opens `cache_dir` for writing features fingerprinted by `info`.
 
         A new directory is initialised; an existing cache must carry the same fingerprint,
-        otherwise its features would silently mix with incompatible ones.
+        otherwise its features would silently mix with incompatible ones. `overwrite`
+        deletes an existing cache's files first. Several processes (`--shard`) may open
+        the same cache: the manifest is appended to under a lock.
         """
         root = Path(cache_dir)
         info_path = root / CACHE_FILE
+        if overwrite and info_path.is_file():
+            _delete_cache_files(root)
         if info_path.is_file():
             existing = json.loads(info_path.read_text())
             differences = {
@@ -70,13 +74,15 @@ class FeatureCache:
                 )
                 raise VidclsError(
                     f"The cache in {root} was built with other settings ({described}). "
-                    "Use another --cache-dir, or delete this one to rebuild it"
+                    "Use another --cache-dir, or --overwrite to delete and rebuild this one"
                 )
         else:
             (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
             atomic_write_json(info_path, info)
         (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
-        _drop_partial_last_line(root / MANIFEST_FILE)
+        remove_dead_temp_files(root / FEATURES_DIR)
+        with locked(root / MANIFEST_FILE):
+            _drop_partial_last_line(root / MANIFEST_FILE)
         return cls(root)
 
     def write_clip(self, entry: dict, features: np.ndarray) -> None:
@@ -89,15 +95,21 @@ class FeatureCache:
         np.save(buffer, features.astype(np.float16), allow_pickle=False)
         atomic_write_bytes(self.root / relative, buffer.getvalue())
         record = {**entry, "feature_path": relative, "feature_shape": list(expected)}
-        with (self.root / MANIFEST_FILE).open("a") as manifest:
+        manifest_path = self.root / MANIFEST_FILE
+        with locked(manifest_path), manifest_path.open("a") as manifest:
             manifest.write(json.dumps(record) + "\n")
             manifest.flush()
             os.fsync(manifest.fileno())
         self.entries.append(record)
 
-    def write_failures(self, failures: Iterable[dict]) -> None:
-        lines = "".join(json.dumps(failure) + "\n" for failure in failures)
-        atomic_write_bytes(self.root / FAILURES_FILE, lines.encode())
+    def record_failures(self, failures: Iterable[dict], retried: set[str]) -> None:
+        """Replaces the failures of the videos this run tried (`retried`) with `failures`,
+        keeping those other processes (shards) recorded for other videos."""
+        path = self.root / FAILURES_FILE
+        with locked(path):
+            kept = [failure for failure in _read_jsonl(path) if failure["video"] not in retried]
+            lines = "".join(json.dumps(failure) + "\n" for failure in [*kept, *failures])
+            atomic_write_bytes(path, lines.encode())
 
     def load_features(self, entry: dict) -> np.ndarray:
         """Loads one clip's features, checking the shape against `cache.json`."""
@@ -138,6 +150,16 @@ def _read_jsonl(path: Path) -> list[dict]:
                 break  # a run killed while appending; that clip is simply extracted again
             raise VidclsError(f"Line {number} of {path} is not valid JSON: {line[:80]!r}") from None
     return records
+
+
+def _delete_cache_files(root: Path) -> None:
+    for name in (CACHE_FILE, MANIFEST_FILE, FAILURES_FILE):
+        (root / name).unlink(missing_ok=True)
+    features = root / FEATURES_DIR
+    if features.is_dir():
+        for path in features.iterdir():
+            if path.suffix == ".npy" or TEMP_MARKER in path.name:
+                path.unlink()
 
 
 def _drop_partial_last_line(path: Path) -> None:

@@ -13,16 +13,15 @@ import numpy as np
 
 from vidcls import __version__
 from vidcls.config import FeatureConfig
-from vidcls.data import VideoItem, discover_videos
+from vidcls.data import VideoItem, discover_videos, read_annotations
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
 from vidcls.features.cache import FeatureCache
 from vidcls.progress import progress_bar
-from vidcls.features.video import SampledClip, VideoReadError, read_sampled_frames
+from vidcls.features.video import ClipRange, SampledClip, VideoReadError, read_clips
 
 SAMPLING = "segment_centres"
-DECODE_WORKERS = 2
-READ_AHEAD = 8  # decoded clips waiting for the backbone; bounds memory on huge datasets
+READ_AHEAD_PER_WORKER = 4  # decoded videos waiting for the backbone; bounds memory
 # Features whose spread across clips is below this carry no information (e.g. a random
 # MobileNet's pooled output, ~1e-12, which is 0 once stored as float16).
 DEGENERATE_STD = 1e-4
@@ -73,9 +72,13 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     backbone_spec(config.backbone)  # unknown names fail before any work
     if config.num_frames < 1:
         raise VidclsError(f"Expected --num-frames >= 1; received {config.num_frames}")
-    items = discover_videos(config.data_dir)
+    if config.decode_workers < 1:
+        raise VidclsError(f"Expected --workers >= 1; received {config.decode_workers}")
+    shard_index, shard_count = parse_shard(config.shard)
+    items = read_annotations(config.annotations, config.data_dir or None) if config.annotations else discover_videos(config.data_dir)
+    items = shard_items(items, shard_index, shard_count)
     backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size)
-    cache = FeatureCache.create(config.cache_dir, {
+    cache = FeatureCache.create(config.cache_dir, overwrite=config.overwrite, info={
         **backbone.fingerprint(),
         "weights_source": config.weights,
         "num_frames": config.num_frames,
@@ -83,13 +86,13 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
         "sampling": SAMPLING,
         "vidcls_version": __version__,
     })
-    done = {entry["clip_id"] for entry in cache.entries}
+    done = {entry["clip_id"] for entry in cache.entries}  # a re-run resumes
     todo = [item for item in items if item.clip_id not in done]
     summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo))
     spread = _RunningStd()
     started = time.perf_counter()
     with progress_bar(len(todo), "extract", "clip", enabled=progress) as bar:
-        for batch in _decoded_batches(todo, config, backbone.image_size, summary.failures):
+        for batch in _decoded_batches(todo, config, backbone.image_size, summary.failures, bar):
             clip_features = np.split(
                 backbone.embed(np.concatenate([clip.frames for _, clip in batch])), len(batch)
             )
@@ -101,43 +104,77 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
                         f"weights {config.weights}); these weights are unusable for a float16 cache"
                     )
                 cache.write_clip(
-                    {"clip_id": item.clip_id, "video": item.video, "label": item.label,
-                     "num_frames": config.num_frames, "valid_frames": clip.valid_frames,
-                     "total_frames": clip.total_frames},
+                    {**item.manifest_fields(), "num_frames": config.num_frames,
+                     "valid_frames": clip.valid_frames, "frame_range": list(clip.frame_range)},
                     stored,
                 )
                 spread.add(stored.astype(np.float32).mean(axis=0))
                 summary.extracted += 1
                 summary.frames += config.num_frames
             bar.update(len(batch))
-            bar.set_postfix(failed=len(summary.failures))
     summary.seconds = time.perf_counter() - started
     summary.feature_std = spread.value()
-    cache.write_failures(summary.failures)
+    cache.record_failures(summary.failures, retried={item.video for item in todo})
     return summary
 
 
-def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: int, failures: list[dict]
+def parse_shard(shard: str) -> tuple[int, int]:
+    """`"i/n"` -> `(i, n)` with 0 <= i < n; `""` -> `(0, 1)`."""
+    if not shard:
+        return 0, 1
+    index, _, count = shard.partition("/")
+    try:
+        index, count = int(index), int(count)
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise VidclsError(f"Expected --shard i/n with 0 <= i < n (e.g. 0/2 and 1/2); received '{shard}'")
+    return index, count
+
+
+def shard_items(items: list[VideoItem], index: int, count: int) -> list[VideoItem]:
+    """The clips of every `count`-th video, starting at the `index`-th in sorted order.
+
+    Sharding by video keeps all segments of one video in one process (decoded once), and
+    the sorted order makes every process agree on the split without talking to the others.
+    """
+    if count == 1:
+        return items
+    videos = sorted({item.video for item in items})
+    mine = set(videos[index::count])
+    return [item for item in items if item.video in mine]
+
+
+def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: int, failures: list[dict], bar
                      ) -> Iterator[list[tuple[VideoItem, SampledClip]]]:
     """Decodes in worker threads (OpenCV releases the GIL) while the caller runs the
-    backbone, grouping clips until a batch holds at least `batch_size` frames."""
+    backbone, one job per video (all its clips in one pass), grouping clips until a
+    batch holds at least `batch_size` frames."""
+    jobs: dict[str, list[VideoItem]] = {}
+    for item in items:
+        jobs.setdefault(item.video, []).append(item)
 
-    def decode(item: VideoItem):
+    def decode(clips: list[VideoItem]):
+        ranges = [ClipRange(item.start_sec, item.end_sec, item.start_frame, item.end_frame) for item in clips]
         try:
-            return item, read_sampled_frames(item.video, config.num_frames, image_size)
+            results = read_clips(clips[0].video, ranges, config.num_frames, image_size)
         except VideoReadError as error:
-            return item, error
+            results = [error] * len(clips)
+        return list(zip(clips, results))
 
     batch: list[tuple[VideoItem, SampledClip]] = []
-    with ThreadPoolExecutor(DECODE_WORKERS) as pool:
-        for item, result in _bounded_map(pool, decode, items, READ_AHEAD):
-            if isinstance(result, VideoReadError):
-                failures.append({"clip_id": item.clip_id, "video": item.video, "reason": str(result)})
-                continue
-            batch.append((item, result))
-            if len(batch) * config.num_frames >= config.batch_size:
-                yield batch
-                batch = []
+    with ThreadPoolExecutor(config.decode_workers) as pool:
+        for decoded in _bounded_map(pool, decode, jobs.values(), READ_AHEAD_PER_WORKER * config.decode_workers):
+            for item, result in decoded:
+                if isinstance(result, VideoReadError):
+                    failures.append({"clip_id": item.clip_id, "video": item.video, "reason": str(result)})
+                    bar.update()
+                    bar.set_postfix(failed=len(failures))
+                    continue
+                batch.append((item, result))
+                if len(batch) * config.num_frames >= config.batch_size:
+                    yield batch
+                    batch = []
     if batch:
         yield batch
 

@@ -19,14 +19,19 @@ class VideoReadError(VidclsError):
 class SampledClip:
     """`frames` is uint8 RGB `[num_frames, size, size, 3]`.
 
-    `total_frames` is the count found by decoding; `valid_frames` is how many distinct
-    source frames were sampled (fewer than `num_frames` when the video is shorter than
-    the requested T, in which case frames repeat).
+    `frame_range` is the clip's `[start, end)` in source frames (for a whole video, end is
+    the frame count found by decoding); `valid_frames` is how many distinct source frames
+    were sampled: fewer than `num_frames` when the clip is shorter than the requested T,
+    in which case frames repeat, in order.
     """
 
     frames: np.ndarray
-    total_frames: int
+    frame_range: tuple[int, int]
     valid_frames: int
+
+    @property
+    def total_frames(self) -> int:
+        return self.frame_range[1] - self.frame_range[0]
 
 
 def segment_centre_indices(total_frames: int, num_frames: int) -> np.ndarray:
@@ -54,26 +59,85 @@ def count_frames(path: Path) -> int:
     return total
 
 
+@dataclass(frozen=True)
+class ClipRange:
+    """Which part of a video a clip is: all of it, seconds, or frame indices (end exclusive)."""
+
+    start_sec: float | None = None
+    end_sec: float | None = None
+    start_frame: int | None = None
+    end_frame: int | None = None
+
+    @property
+    def whole(self) -> bool:
+        return self.start_sec is None and self.start_frame is None
+
+
 def read_sampled_frames(path: str | Path, num_frames: int, image_size: int) -> SampledClip:
     """Decodes `path`, keeps `num_frames` frames spread over the whole clip, resizes them.
 
     Raises:
         VideoReadError: the file is missing, empty, unreadable or has no decodable frame.
     """
+    result = read_clips(path, [ClipRange()], num_frames, image_size)[0]
+    if isinstance(result, VideoReadError):
+        raise result
+    return result
+
+
+def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image_size: int
+               ) -> list[SampledClip | VideoReadError]:
+    """Samples every clip of one video in a single decoding pass.
+
+    Long videos with many annotated segments (EPIC-KITCHENS) are decoded once, not once
+    per segment. The result holds, per range, the clip or the reason it could not be read.
+
+    Raises:
+        VideoReadError: the whole file is unusable (missing, empty, not a video).
+    """
     path = Path(path)
     if not path.is_file():
         raise VideoReadError(f"file does not exist: {path}")
     if path.stat().st_size == 0:
         raise VideoReadError("file is empty (0 bytes)")
-    total = count_frames(path)
+    capture = _open(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    total = count_frames(path) if any(clip_range.whole for clip_range in ranges) else None
     if total == 0:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
-    indices = segment_centre_indices(total, num_frames)
-    wanted = set(indices.tolist())
+    plans = [_plan(clip_range, total, fps, num_frames) for clip_range in ranges]
+    wanted = set().union(*(plan[2].tolist() for plan in plans if not isinstance(plan, VideoReadError)))
+    decoded = _decode(path, wanted, image_size)
+    if not decoded and wanted:
+        raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
+    return [_assemble(plan, decoded) for plan in plans]
+
+
+def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int):
+    """`(start, end, sampled indices)` of the clip, or why it cannot be read."""
+    if clip_range.whole:
+        start, end = 0, total
+    elif clip_range.start_frame is not None:
+        start, end = clip_range.start_frame, clip_range.end_frame
+    elif fps and fps > 0:
+        start = int(round(clip_range.start_sec * fps))
+        end = max(start + 1, int(round(clip_range.end_sec * fps)))
+    else:
+        return VideoReadError("the container reports no frame rate, so seconds cannot be mapped to frames; "
+                              "give start_frame/end_frame instead")
+    return start, end, start + segment_centre_indices(end - start, num_frames)
+
+
+def _decode(path: Path, wanted: set[int], image_size: int) -> dict[int, np.ndarray]:
+    """Decodes sequentially (seeking is frame-inaccurate for many codecs) up to the last
+    wanted index, or until the stream ends."""
     decoded: dict[int, np.ndarray] = {}
+    if not wanted:
+        return decoded
     capture = _open(path)
     try:
-        for index in range(indices[-1] + 1):
+        for index in range(max(wanted) + 1):
             if not capture.grab():
                 break
             if index in wanted:
@@ -82,14 +146,22 @@ def read_sampled_frames(path: str | Path, num_frames: int, image_size: int) -> S
                     decoded[index] = _to_model_frame(frame, image_size)
     finally:
         capture.release()
-    missing = sorted(wanted - decoded.keys())
+    return decoded
+
+
+def _assemble(plan, decoded: dict[int, np.ndarray]) -> SampledClip | VideoReadError:
+    if isinstance(plan, VideoReadError):
+        return plan
+    start, end, indices = plan
+    missing = sorted(set(indices.tolist()) - decoded.keys())
     if missing:
-        raise VideoReadError(
-            f"frames {missing[:5]} of {total} could not be decoded on the second pass "
-            "(the file changed or its stream is damaged)"
+        last = max(decoded) if decoded else None
+        return VideoReadError(
+            f"frames {missing[:5]} of this clip could not be decoded (last decodable frame: {last}); "
+            "the segment runs past the end of the video, or the stream is damaged"
         )
-    frames = np.stack([decoded[index] for index in indices.tolist()])
-    return SampledClip(frames=frames, total_frames=total, valid_frames=len(wanted))
+    return SampledClip(frames=np.stack([decoded[index] for index in indices.tolist()]),
+                       frame_range=(int(start), int(end)), valid_frames=len(set(indices.tolist())))
 
 
 def _open(path: Path) -> cv2.VideoCapture:
