@@ -87,6 +87,8 @@ class Backbone:
         self.weights = _normalise_weights(weights)
         self._model = self._build()
         self._embed = self._compile()
+        # Trace now, so the first real batch (and extraction's clock) does not pay for it.
+        self._embed(np.zeros((batch_size, self.image_size, self.image_size, 3), np.uint8))
 
     @property
     def feature_dim(self) -> int:

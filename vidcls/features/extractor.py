@@ -22,6 +22,7 @@ from vidcls.features.video import ClipRange, SampledClip, VideoReadError, read_c
 
 SAMPLING = "segment_centres"
 READ_AHEAD_PER_WORKER = 4  # decoded videos waiting for the backbone; bounds memory
+MAX_PENDING_WRITES = 256  # embedded clips waiting for the disk
 # Features whose spread across clips is below this carry no information (e.g. a random
 # MobileNet's pooled output, ~1e-12, which is 0 once stored as float16).
 DEGENERATE_STD = 1e-4
@@ -91,7 +92,11 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo))
     spread = _RunningStd()
     started = time.perf_counter()
-    with progress_bar(len(todo), "extract", "clip", enabled=progress) as bar:
+    # Writes (each fsynced) go to one background thread, in order, so the backbone never
+    # waits for the disk; the feature file is always written before its manifest line.
+    with progress_bar(len(todo), "extract", "clip", enabled=progress) as bar, \
+            ThreadPoolExecutor(1, thread_name_prefix="vidcls-writer") as writer:
+        pending: deque = deque()
         for batch in _decoded_batches(todo, config, backbone.image_size, summary.failures, bar):
             clip_features = np.split(
                 backbone.embed(np.concatenate([clip.frames for _, clip in batch])), len(batch)
@@ -103,15 +108,17 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
                         f"Features of {item.video} overflow float16 (backbone {config.backbone}, "
                         f"weights {config.weights}); these weights are unusable for a float16 cache"
                     )
-                cache.write_clip(
-                    {**item.manifest_fields(), "num_frames": config.num_frames,
-                     "valid_frames": clip.valid_frames, "frame_range": list(clip.frame_range)},
-                    stored,
-                )
+                entry = {**item.manifest_fields(), "num_frames": config.num_frames,
+                         "valid_frames": clip.valid_frames, "frame_range": list(clip.frame_range)}
+                pending.append(writer.submit(cache.write_clip, entry, stored))
                 spread.add(stored.astype(np.float32).mean(axis=0))
                 summary.extracted += 1
                 summary.frames += config.num_frames
+            while len(pending) > MAX_PENDING_WRITES or (pending and pending[0].done()):
+                pending.popleft().result()  # re-raises a failed write here
             bar.update(len(batch))
+        while pending:
+            pending.popleft().result()
     summary.seconds = time.perf_counter() - started
     summary.feature_std = spread.value()
     cache.record_failures(summary.failures, retried={item.video for item in todo})
