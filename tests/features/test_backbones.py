@@ -49,3 +49,13 @@ def test_missing_or_wrong_weights_file_is_a_clear_error(tmp_path):
 def test_too_small_image_size_is_rejected():
     with pytest.raises(VidclsError, match="Expected --image-size >= 32 for backbone resnet50; received 16"):
         get_backbone("resnet50", weights="none", image_size=16)
+
+
+def test_imagenet_weights_offline_say_how_to_provide_a_file(tmp_path, monkeypatch):
+    """The real download path, made to fail at once: a proxy on a closed loopback port."""
+    for variable in ("HTTPS_PROXY", "HTTP_PROXY", "https_proxy", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))
+    monkeypatch.setenv("HOME", str(tmp_path))  # no cached weights from ~/.keras either
+    with pytest.raises(VidclsError, match=r"Could not load ImageNet weights for mobilenet_v2: .*download failed.*--weights mobilenet_v2.weights.h5"):
+        get_backbone("mobilenet_v2", weights="imagenet", image_size=224)
