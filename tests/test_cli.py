@@ -54,7 +54,7 @@ def test_extract_fails_on_unreadable_videos_unless_allowed(video_dir, tmp_path, 
 
 @pytest.mark.parametrize("argv, message", [
     (["extract", "--data-dir", "/no/such/dir", "--cache-dir", "c", "--weights", "none"], "Data directory /no/such/dir does not exist"),
-    (["extract", "--data-dir", ".", "--cache-dir", "c", "--backbone", "alexnet"], "Unknown backbone 'alexnet'; choose one of: vgg16, vgg19, resnet50"),
+    (["extract", "--data-dir", ".", "--cache-dir", "c", "--backbone", "alexnet"], "Unknown backbone 'alexnet'; choose one of: vgg16, vgg19, vgg16_conv, vgg19_conv, resnet50"),
     (["train", "--run-dir", "r"], "Expected --cache-dir"),
     (["evaluate", "--run-dir", "/no/such/run"], "is not a finished training run"),
 ])
