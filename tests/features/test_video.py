@@ -57,6 +57,14 @@ def test_unreadable_videos_raise_with_a_reason(tmp_path, make, reason):
         read_sampled_frames(make(tmp_path), num_frames=4, image_size=32)
 
 
+def test_zero_frame_video_is_unreadable(tmp_path):
+    path = tmp_path / "zero.avi"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    writer.release()  # a container header and no frame
+    with pytest.raises(VideoReadError, match="file is empty|could not open|no decodable frame"):
+        read_sampled_frames(path, num_frames=4, image_size=32)
+
+
 def test_truncated_video_is_unreadable(video_dir, tmp_path):
     source = sorted(video_dir.rglob("*.mp4"))[0].read_bytes()
     truncated = tmp_path / "truncated.mp4"
