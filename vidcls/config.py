@@ -44,6 +44,8 @@ class DataConfig:
     cache_dir: str = ""
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    group_by: str = ""  # manifest key whose clips stay in one split: group, video, participant_id...
+    split_file: str = ""  # JSON {"train": [...], "val": [...], "test": [...]} of clip ids or video paths
 
 
 @dataclasses.dataclass(frozen=True)

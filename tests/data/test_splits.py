@@ -36,3 +36,42 @@ def test_class_too_small_to_split_is_an_error():
 def test_bad_fractions_are_an_error():
     with pytest.raises(VidclsError, match="summing to less than 1"):
         stratified_split(["a"], ["x"], 0.6, 0.5, 0)
+
+
+def test_grouped_split_never_puts_one_group_in_two_splits():
+    ids, labels, groups = [], [], []
+    for participant in range(20):
+        for clip in range(5):
+            ids.append(f"p{participant}_c{clip}")
+            labels.append("fight" if (participant + clip) % 3 else "calm")
+            groups.append(f"P{participant:02d}")
+    splits = stratified_split(ids, labels, 0.2, 0.2, seed=3, groups=groups)
+    group_of = dict(zip(ids, groups))
+    owners = {name: {group_of[i] for i in splits[name]} for name in splits}
+    assert not owners["train"] & owners["test"] and not owners["train"] & owners["val"] and not owners["val"] & owners["test"]
+    assert sorted(sum(splits.values(), [])) == sorted(ids)
+    assert splits == stratified_split(ids, labels, 0.2, 0.2, seed=3, groups=groups)
+
+
+def test_user_split_file_with_clip_ids_and_video_paths(tmp_path):
+    from vidcls.data import read_split_file
+
+    path = tmp_path / "split.json"
+    path.write_text('{"train": ["a", "videos/long.mp4"], "test": ["d"]}')
+    splits = read_split_file(path, ["a", "b1", "b2", "c", "d"], ["a.mp4", "videos/long.mp4", "videos/long.mp4", "c.mp4", "d.mp4"])
+    assert splits == {"train": ["a", "b1", "b2"], "val": [], "test": ["d"]}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"train": ["zz"]}', "'zz' in the train list of .* is neither a clip id nor a video path"),
+    ('{"train": ["a"], "test": ["a"]}', r"Clip\(s\) \['a'\] appear in more than one split"),
+    ('{"training": ["a"]}', "Expected split file .* to map 'train'"),
+    ("not json", "is not valid JSON"),
+])
+def test_bad_split_files(tmp_path, text, message):
+    from vidcls.data import read_split_file
+
+    path = tmp_path / "split.json"
+    path.write_text(text)
+    with pytest.raises(VidclsError, match=message):
+        read_split_file(path, ["a", "b"], ["a.mp4", "b.mp4"])

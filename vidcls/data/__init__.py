@@ -7,11 +7,11 @@ from vidcls.data.annotations import read_annotations
 from vidcls.data.discovery import VIDEO_SUFFIXES, VideoItem, discover_videos
 from vidcls.data.labelled import LabelledFeatures, load_labelled_features
 from vidcls.data.pipeline import balanced_class_weights, make_dataset
-from vidcls.data.splits import SPLITS, stratified_split
+from vidcls.data.splits import SPLITS, read_split_file, stratified_split
 from vidcls.data.synth import SYNTH_CLASSES, SynthResult, synthesize
 
 __all__ = [
     "LabelledFeatures", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VIDEO_SUFFIXES", "VideoItem",
     "balanced_class_weights", "discover_videos", "load_labelled_features", "make_dataset",
-    "read_annotations", "stratified_split", "synthesize",
+    "read_annotations", "read_split_file", "stratified_split", "synthesize",
 ]

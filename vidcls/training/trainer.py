@@ -18,7 +18,7 @@ import numpy as np
 from vidcls import __version__
 from vidcls.config import ExperimentConfig, TrainConfig, save_config
 from vidcls.data import (
-    balanced_class_weights, load_labelled_features, make_dataset, stratified_split,
+    balanced_class_weights, load_labelled_features, make_dataset, read_split_file, stratified_split,
 )
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
@@ -167,10 +167,23 @@ def _loss(config: TrainConfig):
 def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentConfig) -> dict:
     if run.splits_path.is_file():
         return run.splits()  # resuming: the same clips as before
-    splits = stratified_split(
-        [entry["clip_id"] for entry in cache.entries], [entry["label"] for entry in cache.entries],
-        config.data.val_fraction, config.data.test_fraction, config.train.seed,
-    )
+    clip_ids = [entry["clip_id"] for entry in cache.entries]
+    if config.data.split_file:
+        splits = read_split_file(config.data.split_file, clip_ids, [entry["video"] for entry in cache.entries])
+        left_out = len(clip_ids) - sum(len(ids) for ids in splits.values())
+        if left_out:
+            logger.info("%d cached clip(s) are in no split of %s and are not used", left_out, config.data.split_file)
+    else:
+        groups = None
+        if config.data.group_by:
+            missing = [entry["clip_id"] for entry in cache.entries if config.data.group_by not in entry]
+            if missing:
+                raise VidclsError(
+                    f"data.group_by is '{config.data.group_by}' but {len(missing)} clip(s) of {cache.root} have no such "
+                    f"manifest key (first: {missing[0]}); keys of that clip: {sorted(cache.entries[0])}")
+            groups = [str(entry[config.data.group_by]) for entry in cache.entries]
+        splits = stratified_split(clip_ids, [entry["label"] for entry in cache.entries],
+                                  config.data.val_fraction, config.data.test_fraction, config.train.seed, groups)
     atomic_write_json(run.splits_path, splits)
     return splits
 
