@@ -46,6 +46,21 @@ class DataConfig:
     test_fraction: float = 0.15
     group_by: str = ""  # manifest key whose clips stay in one split: group, video, participant_id...
     split_file: str = ""  # JSON {"train": [...], "val": [...], "test": [...]} of clip ids or video paths
+    memory_budget_gb: float = 0.0  # features held in RAM up to this; beyond, streamed from disk. 0: half the free RAM
+    sampling: str = "shuffle"  # "shuffle": each clip once per epoch; "balanced": classes drawn equally often
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig:
+    """Feature-level augmentation of training batches; everything off by default."""
+
+    crop_min: float = 1.0  # random window of crop_min..1 of the clip, resampled to T (1.0: off)
+    speed: float = 0.0  # play at a random rate in [1/(1+speed), 1+speed]
+    jitter: float = 0.0  # move each sampled position by up to this many frames, order kept
+    noise_std: float = 0.0  # Gaussian noise, relative to the batch's per-dimension std
+    feature_dropout: float = 0.0  # zero each feature dimension of a clip with this probability
+    mixup_alpha: float = 0.0  # mixup with lambda ~ Beta(alpha, alpha) (0: off)
+    cutmix_prob: float = 0.0  # probability per batch of temporal cutmix
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +90,8 @@ class TrainConfig:
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
     use_class_weights: bool = False
+    class_weights: Optional[dict] = None  # explicit {class: weight}; None: "balanced" when use_class_weights
+    focal_alpha_balanced: bool = False  # focal alpha per class from inverse class frequencies
     mixed_precision: bool = False
     xla: bool = False
     early_stopping_patience: int = 10
@@ -96,6 +113,7 @@ class ExperimentConfig:
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
+    augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict:
@@ -179,7 +197,7 @@ def _flatten_yaml(config_file: str) -> dict[str, Any]:
 def _flatten(values: Any, source: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise VidclsError(
-            f"Expected a mapping of sections (data, model, train, export) in {source}; "
+            f"Expected a mapping of sections (data, model, train, augment, export) in {source}; "
             f"received {type(values).__name__}"
         )
     flat = {}
@@ -229,6 +247,9 @@ def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
         return float(value)
     if expected is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
+    if expected is dict and isinstance(value, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
+        return {str(k): float(v) for k, v in value.items()}
     raise VidclsError(
         f"Expected {expected.__name__} for config key '{key}' in {source}; received {value!r}"
     )

@@ -1,7 +1,18 @@
 import numpy as np
 import pytest
 
-from vidcls.data import balanced_class_weights, make_dataset
+from vidcls.config import AugmentConfig
+from vidcls.data import (
+    BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies, make_dataset,
+)
+from vidcls.data.augment import augment_batch
+from vidcls.errors import VidclsError
+
+
+def _data(count=10, frames=4, dim=3, seed=0):
+    features = np.random.default_rng(seed).normal(size=(count, frames, dim)).astype(np.float16)
+    labels = np.arange(count) % 3
+    return features, labels
 
 
 def test_balanced_weights_match_the_formula():
@@ -11,11 +22,22 @@ def test_balanced_weights_match_the_formula():
     assert np.sum(weights[labels]) == pytest.approx(100, rel=1e-5)  # total weight preserved
 
 
+def test_explicit_weights_need_every_class():
+    assert explicit_class_weights({"calm": 1, "fight": 3.5}, ["calm", "fight"]).tolist() == [1.0, 3.5]
+    with pytest.raises(VidclsError, match=r"unknown: \['fihgt'\], missing: \['fight'\]"):
+        explicit_class_weights({"calm": 1, "fihgt": 3}, ["calm", "fight"])
+
+
+def test_focal_alpha_from_frequencies():
+    labels = np.array([0] * 78 + [1] * 22)
+    np.testing.assert_allclose(focal_alpha_from_frequencies(labels, 2), [0.22, 0.78], atol=1e-9)
+
+
 def test_dataset_batches_one_hot_labels_and_weights():
-    features = np.random.default_rng(0).normal(size=(10, 4, 3)).astype(np.float16)
-    labels = np.array([0, 1, 2, 0, 1, 2, 0, 1, 2, 0])
+    features, labels = _data()
     weights = np.arange(10, dtype=np.float32)
-    batches = list(make_dataset(features, labels, 3, batch_size=4, training=True, seed=0, sample_weights=weights))
+    source = BatchSource(features, labels, 3, batch_size=4, training=True, seed=0, sample_weights=weights)
+    batches = list(make_dataset(source))
     assert [b[0].shape[0] for b in batches] == [4, 4, 2]
     x, y, w = (np.concatenate([b[i].numpy() for b in batches]) for i in range(3))
     assert x.dtype == np.float32 and y.shape == (10, 3)
@@ -25,7 +47,65 @@ def test_dataset_batches_one_hot_labels_and_weights():
     assert sorted(order.tolist()) == list(range(10)) and order.tolist() != list(range(10))
 
 
+def test_every_epoch_reshuffles_and_the_same_seed_repeats_it():
+    features, labels = _data(count=40)
+    orders = [BatchSource(features, labels, 3, 8, training=True, seed=5).epoch_order(e) for e in (0, 1)]
+    assert orders[0].tolist() != orders[1].tolist()
+    again = BatchSource(features, labels, 3, 8, training=True, seed=5)
+    assert again.epoch_order(1).tolist() == orders[1].tolist()
+    first = [b[0] for b in again()]
+    second = [b[0] for b in BatchSource(features, labels, 3, 8, training=True, seed=5)()]
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+
+
+def test_evaluation_order_is_the_cache_order():
+    features, labels = _data()
+    assert BatchSource(features, labels, 3, 4, training=False).epoch_order(3).tolist() == list(range(10))
+
+
 def test_drop_remainder_for_multi_replica():
-    features = np.zeros((10, 2, 2), np.float16)
-    batches = list(make_dataset(features, np.zeros(10, int), 2, batch_size=4, training=False, drop_remainder=True))
-    assert len(batches) == 2
+    features, labels = _data()
+    source = BatchSource(features, labels, 3, batch_size=4, training=False, drop_remainder=True)
+    assert source.steps_per_epoch == 2 and len(list(make_dataset(source))) == 2
+
+
+def test_balanced_sampling_draws_classes_equally():
+    labels = np.array([0] * 900 + [1] * 100)
+    source = BatchSource(np.zeros((1000, 1, 1), np.float16), labels, 2, 100, training=True, sampling="balanced")
+    drawn = np.concatenate([labels[source.epoch_order(epoch)] for epoch in range(5)])
+    assert abs(np.mean(drawn == 1) - 0.5) < 0.03  # 10% of the data, half of the draws
+    with pytest.raises(VidclsError, match="Unknown data.sampling 'oversample'"):
+        BatchSource(np.zeros((2, 1, 1)), np.array([0, 1]), 2, 1, training=True, sampling="oversample")
+
+
+ALL_AUGMENTATIONS = AugmentConfig(crop_min=0.6, speed=0.3, jitter=1.0, noise_std=0.1, feature_dropout=0.2,
+                                  mixup_alpha=0.4, cutmix_prob=1.0)
+
+
+def test_augmentation_keeps_shapes_and_label_sums():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(16, 8, 5)).astype(np.float32)
+    targets = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]
+    weights = rng.uniform(0.5, 2, 16).astype(np.float32)
+    x, y, w = augment_batch(features, targets, weights, rng, ALL_AUGMENTATIONS)
+    assert x.shape == features.shape and y.shape == targets.shape and w.shape == weights.shape
+    np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-6)
+    assert not np.array_equal(x, features) and (y.max(axis=1) < 1).any()  # something was mixed
+    assert weights.min() - 1e-6 <= w.min() and w.max() <= weights.max() + 1e-6
+
+
+def test_temporal_resampling_keeps_frame_order():
+    from vidcls.data.augment import temporal_resample
+
+    frames = np.arange(16, dtype=np.float32)[None, :, None].repeat(32, axis=0)  # value = frame index
+    resampled = temporal_resample(frames, np.random.default_rng(1), crop_min=0.5, speed=0.5, jitter=1.5)[..., 0]
+    assert (np.diff(resampled, axis=1) >= 0).all() and resampled.min() >= 0 and resampled.max() <= 15
+    assert len({tuple(row) for row in resampled}) > 1  # clips get different windows
+
+
+def test_augmentation_is_off_for_evaluation():
+    features, labels = _data()
+    source = BatchSource(features, labels, 3, 10, training=False, augment=ALL_AUGMENTATIONS)
+    (x, y), = list(source())
+    np.testing.assert_array_equal(x, features.astype(np.float32))
+    assert set(np.unique(y)) == {0.0, 1.0}

@@ -117,3 +117,45 @@ def test_sigkilled_training_resumes_with_the_same_command(cache_dir, tmp_path):
     epochs = [int(row["epoch"]) for row in _history(run_dir)]
     assert epochs_before < 120 and epochs == list(range(len(epochs)))  # no epoch lost or repeated
     assert len(epochs) == 120 and (run_dir / "result.json").is_file()
+
+
+def test_streaming_from_disk_trains_exactly_like_ram(cache_dir, tmp_path, caplog):
+    common = {"train.epochs": 3, "model.name": "mean_pool", "augment.crop_min": 0.7, "augment.mixup_alpha": 0.3}
+    train(_config(cache_dir, **common), tmp_path / "ram")
+    with caplog.at_level("INFO", logger="vidcls"):
+        train(_config(cache_dir, **common, **{"data.memory_budget_gb": 1e-6}), tmp_path / "disk")
+    assert "over the 0.00 GB memory budget: streaming" in caplog.text
+    for column in ("loss", "val_loss", "accuracy"):
+        assert [row[column] for row in _history(tmp_path / "ram")] == [row[column] for row in _history(tmp_path / "disk")]
+
+
+def test_balanced_sampling_explicit_class_weights_and_focal_alpha(cache_dir, tmp_path):
+    classes = ["blue_to_red", "grow", "red_to_blue", "shrink"]
+    result = train(_config(cache_dir, **{
+        "train.epochs": 1, "model.name": "mean_pool", "data.sampling": "balanced",
+        "train.use_class_weights": True, "train.class_weights": dict(zip(classes, [1, 2, 3, 4])),
+        "train.use_focal_loss": True, "train.focal_alpha_balanced": True}), tmp_path / "run")
+    assert result.epochs_run == 1
+    with pytest.raises(VidclsError, match=r"train.class_weights must give a weight for every class .* missing: \['shrink'\]"):
+        train(_config(cache_dir, **{"train.use_class_weights": True,
+                                    "train.class_weights": dict(zip(classes[:3], [1, 2, 3]))}), tmp_path / "bad")
+
+
+def test_grouped_split_in_a_run(cache_dir, tmp_path):
+    import shutil
+
+    grouped = tmp_path / "cache"
+    shutil.copytree(cache_dir, grouped)
+    entries = [json.loads(line) for line in (grouped / "manifest.jsonl").read_text().splitlines()]
+    for entry in entries:  # pairs of same-label clips share a source, e.g. one long video
+        entry["group"] = f"{entry['label']}-{int(entry['clip_id'].rsplit('_', 1)[1].split('.')[0]) // 8}"
+    (grouped / "manifest.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    train(_config(grouped, **{"train.epochs": 1, "model.name": "mean_pool", "data.group_by": "group",
+                              "data.val_fraction": 0.34, "data.test_fraction": 0.34}), tmp_path / "run")
+    splits = json.loads((tmp_path / "run" / "splits.json").read_text())
+    group_of = {entry["clip_id"]: entry["group"] for entry in entries}
+    owners = [{group_of[clip_id] for clip_id in splits[name]} for name in ("train", "val", "test")]
+    assert all(len(owners[i] & owners[j]) == 0 for i, j in ((0, 1), (0, 2), (1, 2)))
+    assert all(owners) and sum(len(ids) for ids in splits.values()) == 24
+    with pytest.raises(VidclsError, match="data.group_by is 'participant' but 24 clip"):
+        train(_config(cache_dir, **{"data.group_by": "participant"}), tmp_path / "bad")

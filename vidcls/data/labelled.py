@@ -12,12 +12,16 @@ from vidcls.errors import VidclsError
 @dataclass(frozen=True)
 class LabelledFeatures:
     clip_ids: list[str]
-    features: np.ndarray  # float16 [N, T, D]
+    features: object  # float16 [N, T, D]: a NumPy array, or PackedRows read from disk
     labels: np.ndarray  # int64 [N], indices into the run's label list
 
 
-def load_labelled_features(cache, clip_ids: list[str], class_names: list[str]) -> LabelledFeatures:
-    """Loads the cached features of `clip_ids` and maps their labels to indices.
+def load_labelled_features(cache, clip_ids: list[str], class_names: list[str],
+                           in_memory: bool = True) -> LabelledFeatures:
+    """The cached features of `clip_ids`, with labels mapped to indices.
+
+    `in_memory` loads them into one array; otherwise they are read from the cache's packed
+    file batch by batch (built on first use), so RAM use does not grow with the dataset.
 
     Raises:
         VidclsError: a clip id not in the cache, or a label missing from `class_names`.
@@ -35,4 +39,11 @@ def load_labelled_features(cache, clip_ids: list[str], class_names: list[str]) -
     if unknown:
         raise VidclsError(f"Label(s) {unknown} are not in the label map {class_names}")
     labels = np.array([index[entry["label"]] for entry in entries], dtype=np.int64)
-    return LabelledFeatures(clip_ids=list(clip_ids), features=cache.load_all(entries), labels=labels)
+    if in_memory:
+        features = cache.load_all(entries)
+    else:
+        from vidcls.features import PackedRows, pack_cache  # features/ imports data/: import late
+
+        path, rows = pack_cache(cache)
+        features = PackedRows(path, np.array([rows[clip_id] for clip_id in clip_ids], dtype=np.int64))
+    return LabelledFeatures(clip_ids=list(clip_ids), features=features, labels=labels)

@@ -1,8 +1,21 @@
-"""tf.data pipelines over cached features held in memory."""
+"""Batches of cached features for training and evaluation, from RAM or from disk.
+
+One code path serves both: a seeded generator draws each epoch's clip order (full shuffle
+or class-balanced), gathers a batch of rows from the feature source, augments it (training
+only) and hands it to tf.data, which prefetches. Python runs once per batch, never once
+per clip file: rows come from one array in RAM, or from one packed file read with
+positioned reads when the features do not fit the memory budget.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from vidcls.errors import VidclsError
+
+SAMPLING_MODES = ("shuffle", "balanced")
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -14,25 +27,107 @@ def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return weights.astype(np.float32)
 
 
-def make_dataset(features: np.ndarray, labels: np.ndarray, num_classes: int, batch_size: int,
-                 *, training: bool, seed: int = 0, sample_weights: np.ndarray | None = None,
-                 drop_remainder: bool = False):
-    """Yields `(features float32 [B, T, D], one-hot [B, K])`, plus per-sample weights if given.
+def explicit_class_weights(weights_by_name: dict, class_names: list[str]) -> np.ndarray:
+    """Per-class weights from config, in label order; every class must be given."""
+    unknown = sorted(set(weights_by_name) - set(class_names))
+    missing = [name for name in class_names if name not in weights_by_name]
+    if unknown or missing:
+        raise VidclsError(
+            f"train.class_weights must give a weight for every class {class_names}; "
+            f"unknown: {unknown}, missing: {missing}")
+    values = np.array([float(weights_by_name[name]) for name in class_names], np.float32)
+    if (values < 0).any():
+        raise VidclsError(f"Expected train.class_weights >= 0; received {dict(zip(class_names, values.tolist()))}")
+    return values
 
-    Class weights travel as per-sample weights inside the dataset because Keras's
-    `class_weight=` does not work with distributed datasets or multi-output models. The
-    training order is a full-epoch shuffle, seeded, different every epoch.
+
+def focal_alpha_from_frequencies(labels: np.ndarray, num_classes: int) -> list[float]:
+    """Focal-loss alpha per class, proportional to 1 / frequency and summing to 1
+    (78% / 22% -> [0.22, 0.78]); a class absent from training gets 0."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    inverse = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    return (inverse / inverse.sum()).tolist()
+
+
+@dataclass
+class BatchSource:
+    """Yields `(features float32 [B, T, D], targets [B, K])` (+ weights `[B]` if given).
+
+    Args:
+        rows: `[N, T, D]` features with fancy indexing (`rows[indices]`): a NumPy array
+            in RAM or a `PackedRows` on disk.
+        labels: `[N]` class indices.
+        num_classes: K.
+        batch_size: the global batch size.
+        training: shuffle (or balance) every epoch and augment; otherwise in order.
+        seed: epoch e uses `seed + e`, so a run is reproducible.
+        sample_weights: optional `[N]` per-sample weights (class weights).
+        sampling: "shuffle" (each clip once per epoch) or "balanced" (classes drawn
+            equally often, with replacement, N draws per epoch).
+        drop_remainder: drop the last partial batch (needed with several replicas).
+        augment: an `AugmentConfig`, applied to training batches only.
     """
+
+    rows: object
+    labels: np.ndarray
+    num_classes: int
+    batch_size: int
+    training: bool
+    seed: int = 0
+    sample_weights: np.ndarray | None = None
+    sampling: str = "shuffle"
+    drop_remainder: bool = False
+    augment: object | None = None
+
+    def __post_init__(self):
+        if self.sampling not in SAMPLING_MODES:
+            raise VidclsError(f"Unknown data.sampling '{self.sampling}'; choose one of: {', '.join(SAMPLING_MODES)}")
+        self.targets = np.eye(self.num_classes, dtype=np.float32)[self.labels]
+        self.epoch = 0
+
+    @property
+    def steps_per_epoch(self) -> int:
+        full, partial = divmod(len(self.labels), self.batch_size)
+        return full if self.drop_remainder or partial == 0 else full + 1
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        count = len(self.labels)
+        if not self.training:
+            return np.arange(count)
+        rng = np.random.default_rng(self.seed + epoch)
+        if self.sampling == "shuffle":
+            return rng.permutation(count)
+        class_counts = np.bincount(self.labels, minlength=self.num_classes)
+        probabilities = 1.0 / class_counts[self.labels]
+        return rng.choice(count, size=count, replace=True, p=probabilities / probabilities.sum())
+
+    def __call__(self):
+        """One epoch of batches; tf.data calls it again for the next epoch."""
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        order = self.epoch_order(epoch)
+        rng = np.random.default_rng((self.seed, epoch, 1))
+        for batch in range(self.steps_per_epoch):
+            indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
+            features = np.asarray(self.rows[indices], dtype=np.float32)
+            targets = self.targets[indices]
+            weights = None if self.sample_weights is None else self.sample_weights[indices].astype(np.float32)
+            if self.training and self.augment is not None:
+                from vidcls.data.augment import augment_batch
+
+                features, targets, weights = augment_batch(features, targets, weights, rng, self.augment)
+            yield (features, targets) if weights is None else (features, targets, weights)
+
+
+def make_dataset(source: BatchSource):
+    """Wraps a `BatchSource` in tf.data with prefetching."""
     import tensorflow as tf
 
-    one_hot = np.eye(num_classes, dtype=np.float32)[labels]
-    columns = (features, one_hot) if sample_weights is None else (features, one_hot, sample_weights.astype(np.float32))
-    dataset = tf.data.Dataset.from_tensor_slices(columns)
-    if training:
-        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
-
-    def to_float32(x, *rest):
-        return (tf.cast(x, tf.float32), *rest)
-
-    return dataset.map(to_float32, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    num_frames, feature_dim = source.rows.shape[1:]
+    signature = [tf.TensorSpec([None, num_frames, feature_dim], tf.float32),
+                 tf.TensorSpec([None, source.num_classes], tf.float32)]
+    if source.sample_weights is not None:
+        signature.append(tf.TensorSpec([None], tf.float32))
+    dataset = tf.data.Dataset.from_generator(source, output_signature=tuple(signature))
+    # A known length gives Keras's progress bar its total from the first epoch on.
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(source.steps_per_epoch))
+    return dataset.prefetch(tf.data.AUTOTUNE)

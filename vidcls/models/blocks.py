@@ -47,9 +47,17 @@ def check_dropout(dropout: float) -> None:
 
 
 def adapt_normalization(model, features, batch_size: int = 256) -> None:
-    """Sets the model's feature statistics from `features` `[N, T, D]` (float16 is fine),
-    streaming batches so a large training set is never copied to float32 at once."""
+    """Sets the model's feature statistics from `features` `[N, T, D]` (an array or
+    `PackedRows`), streaming chunks so a large training set is never copied at once."""
+    import numpy as np
     import tensorflow as tf
 
-    frames = tf.data.Dataset.from_tensor_slices(features).batch(batch_size).map(lambda x: tf.cast(x, tf.float32))
-    model.get_layer(NORMALIZATION_LAYER).adapt(frames)
+    num_frames, feature_dim = features.shape[1:]
+
+    def chunks():
+        for start in range(0, len(features), batch_size):
+            yield np.asarray(features[np.arange(start, min(start + batch_size, len(features)))], np.float32)
+
+    dataset = tf.data.Dataset.from_generator(
+        chunks, output_signature=tf.TensorSpec([None, num_frames, feature_dim], tf.float32))
+    model.get_layer(NORMALIZATION_LAYER).adapt(dataset)

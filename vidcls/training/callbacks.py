@@ -39,3 +39,19 @@ class ThroughputLogger(keras.callbacks.Callback):
             seconds = time.perf_counter() - self._started
             logs["epoch_seconds"] = seconds
             logs["samples_per_second"] = self.num_samples / seconds if seconds > 0 else 0.0
+
+
+class EpochSync(keras.callbacks.Callback):
+    """Tells the training batch source which epoch starts, so that a run resumed by
+    BackupAndRestore at epoch k draws epoch k's order, as an uninterrupted run would.
+
+    Args:
+        source: the `BatchSource` feeding `fit`.
+    """
+
+    def __init__(self, source):
+        super().__init__()
+        self.source = source
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.source.epoch = epoch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import math
+import os
 import platform
 import subprocess
 import sys
@@ -18,7 +18,8 @@ import numpy as np
 from vidcls import __version__
 from vidcls.config import ExperimentConfig, TrainConfig, save_config
 from vidcls.data import (
-    balanced_class_weights, load_labelled_features, make_dataset, read_split_file, stratified_split,
+    BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies,
+    load_labelled_features, make_dataset, read_split_file, stratified_split,
 )
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
@@ -67,8 +68,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     splits = _load_or_make_splits(run, cache, config)
     atomic_write_json(run.labels_path, class_names)
     atomic_write_json(run.features_path, {"cache_dir": str(cache.root), "fingerprint": cache.info})
-    train_set = load_labelled_features(cache, splits["train"], class_names)
-    val_set = load_labelled_features(cache, splits["val"], class_names)
+    in_memory = _fits_in_memory(config, cache, len(splits["train"]) + len(splits["val"]))
+    train_set = load_labelled_features(cache, splits["train"], class_names, in_memory)
+    val_set = load_labelled_features(cache, splits["val"], class_names, in_memory)
 
     import keras
 
@@ -88,40 +90,38 @@ def _fit(config, run, runtime, train_set, val_set, class_names, feature_shape, p
     import keras
 
     from vidcls.models import adapt_normalization, build_model
-    from vidcls.training.callbacks import LearningRateLogger, ThroughputLogger
+    from vidcls.training.callbacks import EpochSync, LearningRateLogger, ThroughputLogger
 
     train_config: TrainConfig = config.train
     num_classes = len(class_names)
-    drop_remainder = runtime.replicas > 1
-    sample_weights = None
-    if train_config.use_class_weights:
-        weights = balanced_class_weights(train_set.labels, num_classes)
-        sample_weights = weights[train_set.labels]
-        logger.info("class weights: %s", dict(zip(class_names, np.round(weights, 3).tolist())))
-    train_data = make_dataset(train_set.features, train_set.labels, num_classes, train_config.batch_size,
-                              training=True, seed=train_config.seed, sample_weights=sample_weights,
-                              drop_remainder=drop_remainder)
-    has_val = len(val_set.labels) > 0
-    val_data = make_dataset(val_set.features, val_set.labels, num_classes, train_config.batch_size,
-                            training=False) if has_val else None
-    steps_per_epoch = (len(train_set.labels) // train_config.batch_size if drop_remainder
-                       else math.ceil(len(train_set.labels) / train_config.batch_size))
+    train_source = BatchSource(
+        rows=train_set.features, labels=train_set.labels, num_classes=num_classes,
+        batch_size=train_config.batch_size, training=True, seed=train_config.seed,
+        sample_weights=_sample_weights(train_config, train_set.labels, class_names),
+        sampling=config.data.sampling, drop_remainder=runtime.replicas > 1, augment=config.augment,
+    )
+    steps_per_epoch = train_source.steps_per_epoch
     if steps_per_epoch < 1:
         raise VidclsError(f"Expected at least one full batch: {len(train_set.labels)} training clips, global batch size {train_config.batch_size} across {runtime.replicas} replicas")
+    train_data = make_dataset(train_source)
+    has_val = len(val_set.labels) > 0
+    val_data = make_dataset(BatchSource(val_set.features, val_set.labels, num_classes, train_config.batch_size,
+                                        training=False)) if has_val else None
 
     with runtime.strategy.scope():
         model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1])
         adapt_normalization(model, train_set.features)
         model.compile(
             optimizer=_optimizer(train_config, steps_per_epoch),
-            loss=_loss(train_config),
+            loss=_loss(train_config, train_set.labels, num_classes),
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=runtime.jit_compile,
         )
     monitor = "val_loss" if has_val else "loss"
     callbacks = [
+        EpochSync(train_source),
         LearningRateLogger(),
-        ThroughputLogger(steps_per_epoch * train_config.batch_size if drop_remainder else len(train_set.labels)),
+        ThroughputLogger(min(steps_per_epoch * train_config.batch_size, len(train_set.labels))),
         keras.callbacks.BackupAndRestore(str(run.backup_dir)),
         keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
@@ -155,13 +155,50 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     )
 
 
-def _loss(config: TrainConfig):
+def _sample_weights(config: TrainConfig, labels: np.ndarray, class_names: list[str]) -> np.ndarray | None:
+    """Class weights, as the per-sample weights the dataset carries (see make_dataset)."""
+    if not config.use_class_weights:
+        if config.class_weights:
+            raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")
+        return None
+    if config.class_weights:
+        weights = explicit_class_weights(config.class_weights, class_names)
+    else:
+        weights = balanced_class_weights(labels, len(class_names))
+    logger.info("class weights: %s", dict(zip(class_names, np.round(weights, 3).tolist())))
+    return weights[labels]
+
+
+def _loss(config: TrainConfig, labels: np.ndarray, num_classes: int):
     import keras
 
     if config.use_focal_loss:
+        alpha = focal_alpha_from_frequencies(labels, num_classes) if config.focal_alpha_balanced else config.focal_alpha
         return keras.losses.CategoricalFocalCrossentropy(
-            alpha=config.focal_alpha, gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
+            alpha=alpha, gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _fits_in_memory(config: ExperimentConfig, cache: FeatureCache, num_clips: int) -> bool:
+    """Whether the train and val features fit `data.memory_budget_gb` (0: half the free RAM)."""
+    needed = num_clips * int(np.prod(cache.feature_shape)) * 2  # float16
+    budget = config.data.memory_budget_gb * 1e9 or _available_memory_bytes() / 2
+    if needed <= budget:
+        return True
+    logger.info("features need %.2f GB, over the %.2f GB memory budget: streaming them from %s/packed",
+                needed / 1e9, budget / 1e9, cache.root)
+    return False
+
+
+def _available_memory_bytes() -> float:
+    try:
+        with open("/proc/meminfo") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
 def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentConfig) -> dict:
@@ -213,16 +250,23 @@ def _result(run: RunDir, seconds: float, parameters: int) -> TrainResult:
     # history.csv, not fit()'s return value: after a resume it holds every epoch.
     with run.history_path.open() as handle:
         rows = list(csv.DictReader(handle))
-    val_losses = [float(row["val_loss"]) for row in rows if row.get("val_loss")]
-    best = int(np.argmin(val_losses)) if val_losses else None
+    validated = [row for row in rows if _number(row.get("val_loss")) is not None]  # CSVLogger writes NA without val
+    best = min(validated, key=lambda row: float(row["val_loss"])) if validated else None
     return TrainResult(
         run_dir=run.root,
         epochs_run=len(rows),
-        best_val_loss=val_losses[best] if val_losses else None,
-        best_val_accuracy=float(rows[best]["val_accuracy"]) if val_losses else None,
+        best_val_loss=float(best["val_loss"]) if best else None,
+        best_val_accuracy=_number(best.get("val_accuracy")) if best else None,
         seconds=seconds,
         parameters=int(parameters),
     )
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
 
 
 def _verbosity(progress: bool) -> int:

@@ -1,0 +1,71 @@
+"""Feature-level augmentation of training batches (NumPy, seeded per epoch).
+
+Each transform keeps the batch shape `[B, T, D]`; mixing transforms mix the targets (and
+sample weights) in the same proportions, so every target row still sums to 1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def augment_batch(features: np.ndarray, targets: np.ndarray, weights: np.ndarray | None,
+                  rng: np.random.Generator, config) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Applies the transforms `config` (an `AugmentConfig`) turns on, in a fixed order."""
+    if config.crop_min < 1.0 or config.speed > 0 or config.jitter > 0:
+        features = temporal_resample(features, rng, config.crop_min, config.speed, config.jitter)
+    if config.noise_std > 0:
+        scale = features.std(axis=(0, 1), keepdims=True)
+        features = features + rng.standard_normal(features.shape, dtype=np.float32) * (config.noise_std * scale)
+    if config.feature_dropout > 0:
+        keep = rng.random((features.shape[0], 1, features.shape[2])) >= config.feature_dropout
+        features = features * keep
+    if config.mixup_alpha > 0:
+        features, targets, weights = mixup(features, targets, weights, rng, config.mixup_alpha)
+    if config.cutmix_prob > 0 and rng.random() < config.cutmix_prob:
+        features, targets, weights = temporal_cutmix(features, targets, weights, rng)
+    return features.astype(np.float32), targets.astype(np.float32), weights
+
+
+def temporal_resample(features: np.ndarray, rng: np.random.Generator, crop_min: float, speed: float,
+                      jitter: float) -> np.ndarray:
+    """Per clip: a random window of `crop_min`..1 of the clip, played at a random rate in
+    [1/(1+speed), 1+speed], each position moved by up to `jitter` frames; frame order is
+    kept and positions stay inside the clip. Resampled back to T frames."""
+    batch, num_frames = features.shape[:2]
+    length = rng.uniform(crop_min, 1.0, size=(batch, 1)) * num_frames
+    start = rng.uniform(0, num_frames - length)
+    positions = start + np.linspace(0, 1, num_frames)[None] * (length - 1)
+    if speed > 0:
+        rate = np.exp(rng.uniform(-np.log1p(speed), np.log1p(speed), size=(batch, 1)))
+        positions = start + (positions - start) * rate
+    if jitter > 0:
+        positions = np.sort(positions + rng.uniform(-jitter, jitter, size=positions.shape), axis=1)
+    indices = np.clip(np.round(positions), 0, num_frames - 1).astype(np.int64)
+    return np.take_along_axis(features, indices[..., None], axis=1)
+
+
+def mixup(features, targets, weights, rng: np.random.Generator, alpha: float):
+    """x = l*x + (1-l)*x[perm], same for targets and weights, l ~ Beta(alpha, alpha)."""
+    lam = rng.beta(alpha, alpha, size=len(features)).astype(np.float32)
+    partner = rng.permutation(len(features))
+    mixed = lam[:, None, None] * features + (1 - lam[:, None, None]) * features[partner]
+    mixed_targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[partner]
+    mixed_weights = None if weights is None else lam * weights + (1 - lam) * weights[partner]
+    return mixed, mixed_targets, mixed_weights
+
+
+def temporal_cutmix(features, targets, weights, rng: np.random.Generator):
+    """Replaces a random window of each clip with the same frames of another clip; the
+    targets mix in proportion to the frames taken."""
+    batch, num_frames = features.shape[:2]
+    partner = rng.permutation(batch)
+    width = rng.integers(1, num_frames, size=batch)
+    start = rng.integers(0, num_frames - width + 1)
+    frames = np.arange(num_frames)[None]
+    window = (frames >= start[:, None]) & (frames < (start + width)[:, None])
+    mixed = np.where(window[..., None], features[partner], features)
+    share = (width / num_frames).astype(np.float32)
+    mixed_targets = (1 - share)[:, None] * targets + share[:, None] * targets[partner]
+    mixed_weights = None if weights is None else (1 - share) * weights + share * weights[partner]
+    return mixed, mixed_targets, mixed_weights
