@@ -1,10 +1,12 @@
 """Batches of cached features for training and evaluation, from RAM or from disk.
 
 One code path serves both: a seeded generator draws each epoch's clip order (full shuffle
-or class-balanced), gathers a batch of rows from the feature source, augments it (training
-only) and hands it to tf.data, which prefetches. Python runs once per batch, never once
-per clip file: rows come from one array in RAM, or from one packed file read with
-positioned reads when the features do not fit the memory budget.
+or class-balanced), gathers batches of rows from the feature source, augments them
+(training only) and hands them to tf.data, which re-slices, casts to float32 in parallel
+and prefetches. Python runs once per few batches, never once per clip file: rows come
+from one array in RAM, or from one packed file read with positioned reads when the
+features do not fit the memory budget. Rows stay float16 until TensorFlow casts them
+(NumPy's float16 conversion alone cost 3 ms per batch of 64 x 16 x 2048).
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import numpy as np
 from vidcls.errors import VidclsError
 
 SAMPLING_MODES = ("shuffle", "balanced")
+# Batches per hand-over from Python to tf.data: the hand-over has a fixed cost, so fewer,
+# larger ones go faster (measured: 15k samples/s at 1, 22k at 4, 20k at 8).
+BATCHES_PER_CHUNK = 4
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -51,7 +56,8 @@ def focal_alpha_from_frequencies(labels: np.ndarray, num_classes: int) -> list[f
 
 @dataclass
 class BatchSource:
-    """Yields `(features float32 [B, T, D], targets [B, K])` (+ weights `[B]` if given).
+    """Yields chunks of `(features float16 [n, T, D], targets [n, K])` (+ weights `[n]`),
+    n = up to BATCHES_PER_CHUNK batches; `make_dataset` slices them into batches.
 
     Args:
         rows: `[N, T, D]` features with fancy indexing (`rows[indices]`): a NumPy array
@@ -102,20 +108,32 @@ class BatchSource:
         return rng.choice(count, size=count, replace=True, p=probabilities / probabilities.sum())
 
     def __call__(self):
-        """One epoch of batches; tf.data calls it again for the next epoch."""
+        """One epoch, in chunks of whole batches; tf.data calls it again for the next epoch."""
         epoch, self.epoch = self.epoch, self.epoch + 1
-        order = self.epoch_order(epoch)
+        order = self.epoch_order(epoch)[: self.steps_per_epoch * self.batch_size]
         rng = np.random.default_rng((self.seed, epoch, 1))
-        for batch in range(self.steps_per_epoch):
-            indices = order[batch * self.batch_size:(batch + 1) * self.batch_size]
-            features = np.asarray(self.rows[indices], dtype=np.float32)
+        chunk_size = BATCHES_PER_CHUNK * self.batch_size
+        for start in range(0, len(order), chunk_size):
+            indices = order[start:start + chunk_size]
+            features = np.asarray(self.rows[indices])  # one gather (or one pass of reads) per chunk
             targets = self.targets[indices]
             weights = None if self.sample_weights is None else self.sample_weights[indices].astype(np.float32)
             if self.training and self.augment is not None:
-                from vidcls.data.augment import augment_batch
-
-                features, targets, weights = augment_batch(features, targets, weights, rng, self.augment)
+                features, targets, weights = self._augment(features, targets, weights, rng)
             yield (features, targets) if weights is None else (features, targets, weights)
+
+    def _augment(self, features, targets, weights, rng):
+        """Augments each batch of the chunk on its own (mixing partners come from the same batch)."""
+        from vidcls.data.augment import augment_batch
+
+        parts = []
+        for start in range(0, len(features), self.batch_size):
+            window = slice(start, start + self.batch_size)
+            parts.append(augment_batch(features[window].astype(np.float32), targets[window],
+                                       None if weights is None else weights[window], rng, self.augment))
+        joined_weights = None if weights is None else np.concatenate([part[2] for part in parts])
+        return (np.concatenate([part[0] for part in parts]).astype(np.float16),
+                np.concatenate([part[1] for part in parts]), joined_weights)
 
 
 def make_dataset(source: BatchSource):
@@ -123,11 +141,17 @@ def make_dataset(source: BatchSource):
     import tensorflow as tf
 
     num_frames, feature_dim = source.rows.shape[1:]
-    signature = [tf.TensorSpec([None, num_frames, feature_dim], tf.float32),
+    signature = [tf.TensorSpec([None, num_frames, feature_dim], tf.float16),
                  tf.TensorSpec([None, source.num_classes], tf.float32)]
     if source.sample_weights is not None:
         signature.append(tf.TensorSpec([None], tf.float32))
     dataset = tf.data.Dataset.from_generator(source, output_signature=tuple(signature))
+    dataset = dataset.rebatch(source.batch_size)  # chunk boundaries fall on batch boundaries
+
+    def to_float32(features, *rest):
+        return (tf.cast(features, tf.float32), *rest)
+
+    dataset = dataset.map(to_float32, num_parallel_calls=tf.data.AUTOTUNE)
     # A known length gives Keras's progress bar its total from the first epoch on.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(source.steps_per_epoch))
     return dataset.prefetch(tf.data.AUTOTUNE)
