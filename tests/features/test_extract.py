@@ -76,6 +76,15 @@ def test_wrong_shape_feature_file_names_the_file(cache_dir, tmp_path):
         cache.load_features(entry)
 
 
+def test_missing_feature_file_names_the_file(cache_dir, tmp_path):
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    cache = FeatureCache(copy)
+    (copy / cache.entries[2]["feature_path"]).unlink()
+    with pytest.raises(VidclsError, match=rf"Feature file .*{cache.entries[2]['clip_id']}.npy listed in .*manifest.jsonl is missing"):
+        cache.load_all(cache.entries)
+
+
 def test_missing_or_empty_data_dir_is_an_error(tmp_path):
     with pytest.raises(VidclsError, match="Data directory .*nowhere does not exist"):
         extract(FeatureConfig(data_dir=str(tmp_path / "nowhere"), cache_dir=str(tmp_path / "c"), **TINY_FEATURES))

@@ -139,6 +139,9 @@ def test_balanced_sampling_explicit_class_weights_and_focal_alpha(cache_dir, tmp
     with pytest.raises(VidclsError, match=r"train.class_weights must give a weight for every class .* missing: \['shrink'\]"):
         train(_config(cache_dir, **{"train.use_class_weights": True,
                                     "train.class_weights": dict(zip(classes[:3], [1, 2, 3]))}), tmp_path / "bad")
+    assert not (tmp_path / "bad").exists()  # a refused run leaves nothing that blocks the corrected one
+    with pytest.raises(VidclsError, match="Unknown data.sampling 'oversample'"):
+        train(_config(cache_dir, **{"data.sampling": "oversample"}), tmp_path / "bad")
 
 
 def test_grouped_split_in_a_run(cache_dir, tmp_path):

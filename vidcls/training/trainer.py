@@ -18,7 +18,7 @@ import numpy as np
 from vidcls import __version__
 from vidcls.config import ExperimentConfig, TrainConfig, save_config
 from vidcls.data import (
-    BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies,
+    SAMPLING_MODES, BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies,
     load_labelled_features, make_dataset, read_split_file, stratified_split,
 )
 from vidcls.errors import VidclsError
@@ -63,9 +63,12 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     class_names = sorted({entry["label"] for entry in cache.entries})
     if len(class_names) < 2:
         raise VidclsError(f"Expected at least 2 classes in {cache.root}; found {class_names}")
+    splits = _load_or_make_splits(run, cache, config)
+    _check_options(config, class_names)
+    # Written only now: a run refused above leaves nothing that would block a corrected one.
     run.root.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config_path)
-    splits = _load_or_make_splits(run, cache, config)
+    atomic_write_json(run.splits_path, splits)
     atomic_write_json(run.labels_path, class_names)
     atomic_write_json(run.features_path, {"cache_dir": str(cache.root), "fingerprint": cache.info})
     in_memory = _fits_in_memory(config, cache, len(splits["train"]) + len(splits["val"]))
@@ -158,8 +161,6 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
 def _sample_weights(config: TrainConfig, labels: np.ndarray, class_names: list[str]) -> np.ndarray | None:
     """Class weights, as the per-sample weights the dataset carries (see make_dataset)."""
     if not config.use_class_weights:
-        if config.class_weights:
-            raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")
         return None
     if config.class_weights:
         weights = explicit_class_weights(config.class_weights, class_names)
@@ -177,6 +178,16 @@ def _loss(config: TrainConfig, labels: np.ndarray, num_classes: int):
         return keras.losses.CategoricalFocalCrossentropy(
             alpha=alpha, gamma=config.focal_gamma, label_smoothing=config.label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
+
+
+def _check_options(config: ExperimentConfig, class_names: list[str]) -> None:
+    """Config values that can only be checked against the data, checked before any file is written."""
+    if config.data.sampling not in SAMPLING_MODES:
+        raise VidclsError(f"Unknown data.sampling '{config.data.sampling}'; choose one of: {', '.join(SAMPLING_MODES)}")
+    if config.train.class_weights:
+        if not config.train.use_class_weights:
+            raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")
+        explicit_class_weights(config.train.class_weights, class_names)
 
 
 def _fits_in_memory(config: ExperimentConfig, cache: FeatureCache, num_clips: int) -> bool:
@@ -221,7 +232,6 @@ def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentCon
             groups = [str(entry[config.data.group_by]) for entry in cache.entries]
         splits = stratified_split(clip_ids, [entry["label"] for entry in cache.entries],
                                   config.data.val_fraction, config.data.test_fraction, config.train.seed, groups)
-    atomic_write_json(run.splits_path, splits)
     return splits
 
 
