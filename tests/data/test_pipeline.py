@@ -38,9 +38,11 @@ def test_dataset_batches_one_hot_labels_and_weights():
     weights = np.arange(10, dtype=np.float32)
     source = BatchSource(features, labels, 3, batch_size=4, training=True, seed=0, sample_weights=weights)
     batches = list(make_dataset(source))
-    assert [b[0].shape[0] for b in batches] == [4, 4, 2]
-    x, y, w = (np.concatenate([b[i].numpy() for b in batches]) for i in range(3))
-    assert x.dtype == np.float32 and y.shape == (10, 3)
+    assert [b[1].shape[0] for b in batches] == [4, 4, 2]
+    x = np.concatenate([b[0][0].numpy() for b in batches])
+    masks = np.concatenate([b[0][1].numpy() for b in batches])
+    y, w = (np.concatenate([b[i].numpy() for b in batches]) for i in (1, 2))
+    assert x.dtype == np.float32 and y.shape == (10, 3) and (masks == 1).all()
     order = w.astype(int)  # the weights identify each sample after shuffling
     np.testing.assert_array_equal(y.argmax(1), labels[order])
     np.testing.assert_allclose(x, features[order].astype(np.float32))
@@ -53,8 +55,8 @@ def test_every_epoch_reshuffles_and_the_same_seed_repeats_it():
     assert orders[0].tolist() != orders[1].tolist()
     again = BatchSource(features, labels, 3, 8, training=True, seed=5)
     assert again.epoch_order(1).tolist() == orders[1].tolist()
-    first = [b[0] for b in again()]
-    second = [b[0] for b in BatchSource(features, labels, 3, 8, training=True, seed=5)()]
+    first = [b[0][0] for b in again()]
+    second = [b[0][0] for b in BatchSource(features, labels, 3, 8, training=True, seed=5)()]
     assert all(np.array_equal(a, b) for a, b in zip(first, second))
 
 
@@ -87,8 +89,11 @@ def test_augmentation_keeps_shapes_and_label_sums():
     features = rng.normal(size=(16, 8, 5)).astype(np.float32)
     targets = np.eye(4, dtype=np.float32)[rng.integers(0, 4, 16)]
     weights = rng.uniform(0.5, 2, 16).astype(np.float32)
-    x, y, w = augment_batch(features, targets, weights, rng, ALL_AUGMENTATIONS)
-    assert x.shape == features.shape and y.shape == targets.shape and w.shape == weights.shape
+    masks = np.ones((16, 8), np.float32)
+    masks[:, 5:] = 0  # short clips
+    x, m, y, w = augment_batch(features, masks, targets, weights, rng, ALL_AUGMENTATIONS)
+    assert x.shape == features.shape and m.shape == masks.shape and y.shape == targets.shape and w.shape == weights.shape
+    assert set(np.unique(m)) <= {0.0, 1.0} and (m[:, 0] == 1).all()
     np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-6)
     assert not np.array_equal(x, features) and (y.max(axis=1) < 1).any()  # something was mixed
     assert weights.min() - 1e-6 <= w.min() and w.max() <= weights.max() + 1e-6
@@ -98,14 +103,19 @@ def test_temporal_resampling_keeps_frame_order():
     from vidcls.data.augment import temporal_resample
 
     frames = np.arange(16, dtype=np.float32)[None, :, None].repeat(32, axis=0)  # value = frame index
-    resampled = temporal_resample(frames, np.random.default_rng(1), crop_min=0.5, speed=0.5, jitter=1.5)[..., 0]
+    masks = np.ones((32, 16), np.float32)
+    resampled, new_masks = temporal_resample(frames, masks, np.random.default_rng(1), crop_min=0.5, speed=0.5, jitter=1.5)
+    resampled = resampled[..., 0]
     assert (np.diff(resampled, axis=1) >= 0).all() and resampled.min() >= 0 and resampled.max() <= 15
     assert len({tuple(row) for row in resampled}) > 1  # clips get different windows
+    repeats = np.concatenate([np.zeros((32, 1), bool), np.diff(resampled, axis=1) == 0], axis=1)
+    np.testing.assert_array_equal(new_masks == 0, repeats)  # a repeated frame is masked
 
 
 def test_augmentation_is_off_for_evaluation():
     features, labels = _data()
     source = BatchSource(features, labels, 3, 10, training=False, augment=ALL_AUGMENTATIONS)
-    (x, y), = list(source())
+    ((x, masks), y), = list(source())
     np.testing.assert_array_equal(x, features.astype(np.float32))
+    assert (masks == 1).all()
     assert set(np.unique(y)) == {0.0, 1.0}

@@ -19,13 +19,16 @@ def test_tflite_matches_keras_with_builtin_ops_only(trained_run):
     assert (out / "saved_model" / "saved_model.pb").is_file()
     assert (out / "labels.txt").read_text().split() == json.loads((trained_run / "labels.json").read_text())
     metadata = json.loads((out / "metadata.json").read_text())
-    assert metadata["input_shape"] == [1, 8, 2048] and metadata["backbone"] == "resnet50"
+    assert metadata["inputs"]["features"]["shape"] == [1, 8, 2048] and metadata["inputs"]["mask"]["shape"] == [1, 8]
+    assert metadata["backbone"] == "resnet50"
 
-    # The file on disk runs on its own in the LiteRT interpreter: probabilities out.
-    interpreter = Interpreter(model_path=str(out / variant["path"]))
-    interpreter.allocate_tensors()
-    input_detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(input_detail["index"], np.random.default_rng(0).normal(size=(1, 8, 2048)).astype(np.float32))
-    interpreter.invoke()
-    probabilities = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-    assert probabilities.shape == (1, 4) and abs(probabilities.sum() - 1) < 1e-5
+    # The file on disk runs on its own in the LiteRT interpreter, inputs by name.
+    runner = Interpreter(model_path=str(out / variant["path"])).get_signature_runner()
+    features = np.random.default_rng(0).normal(size=(1, 8, 2048)).astype(np.float32)
+    full = next(iter(runner(features=features, mask=np.ones((1, 8), np.float32)).values()))
+    assert full.shape == (1, 4) and abs(full.sum() - 1) < 1e-5
+    mask = np.array([[1, 1, 1, 1, 1, 0, 0, 0]], np.float32)  # a short clip: junk in masked frames is ignored
+    junk = features.copy()
+    junk[0, 5:] = 1e3
+    np.testing.assert_allclose(next(iter(runner(features=junk, mask=mask).values())),
+                               next(iter(runner(features=features, mask=mask).values())), atol=1e-6)

@@ -45,9 +45,13 @@ def test_segment_past_the_end_fails_alone(tmp_path):
 
 
 def test_clip_shorter_than_t_repeats_frames_and_records_it(tmp_path):
+    from vidcls.features import sampled_frame_mask
+
     video = write_index_video(tmp_path / "tiny.avi", 3)
     (clip,) = read_clips(video, [ClipRange()], num_frames=8, image_size=32)
     assert clip.valid_frames == 3 and _indices(clip).tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert sampled_frame_mask(clip.total_frames, 8).tolist() == [1, 0, 0, 1, 0, 1, 0, 0]  # repeats masked
+    assert sampled_frame_mask(80, 8).tolist() == [1] * 8
 
 
 def test_extract_from_an_annotations_csv(tmp_path):
@@ -68,5 +72,9 @@ def test_extract_from_an_annotations_csv(tmp_path):
     entries = {entry["clip_id"]: entry for entry in FeatureCache(cache).entries}
     assert entries["k_1"]["label"] == "close/door" and entries["k_1"]["verb"] == "close" and entries["k_1"]["noun"] == "door"
     assert entries["k_1"]["frame_range"] == [20, 45] and entries["t_0"]["valid_frames"] == 3
+    from vidcls.data import load_labelled_features
+
+    data = load_labelled_features(FeatureCache(cache), ["k_1", "t_0"], ["close/door", "take/cup"])
+    assert data.masks[0].tolist() == [1] * 8 and data.masks[1].tolist() == [1, 0, 0, 1, 0, 1, 0, 0]
     reasons = {failure["clip_id"]: failure["reason"] for failure in map(json.loads, (cache / "failures.jsonl").read_text().splitlines())}
     assert "runs past the end" in reasons["k_2"] and "does not exist" in reasons["m_0"]

@@ -22,7 +22,8 @@ def test_predicting_a_cached_video_reproduces_the_cached_features(predictor, tra
     cache = FeatureCache(cache_dir)
     entry = cache.entries[0]
     result = predictor.predict(entry["video"])
-    expected = np.asarray(load_model(trained_run / "best.keras")(cache.load_features(entry)[None].astype(np.float32)))[0]
+    features = cache.load_features(entry)[None].astype(np.float32)
+    expected = np.asarray(load_model(trained_run / "best.keras")([features, np.ones((1, 8), np.float32)]))[0]
     labels = json.loads((trained_run / "labels.json").read_text())
     np.testing.assert_allclose([result["probabilities"][name] for name in labels], expected, atol=1e-5)
     assert result["label"] == labels[int(expected.argmax())]

@@ -14,6 +14,7 @@ class LabelledFeatures:
     clip_ids: list[str]
     features: object  # float16 [N, T, D]: a NumPy array, or PackedRows read from disk
     labels: np.ndarray  # int64 [N], indices into the run's label list
+    masks: np.ndarray  # float32 [N, T]: 1 for a real frame, 0 for a repeat in a short clip
 
 
 def load_labelled_features(cache, clip_ids: list[str], class_names: list[str],
@@ -39,11 +40,22 @@ def load_labelled_features(cache, clip_ids: list[str], class_names: list[str],
     if unknown:
         raise VidclsError(f"Label(s) {unknown} are not in the label map {class_names}")
     labels = np.array([index[entry["label"]] for entry in entries], dtype=np.int64)
+    from vidcls.features import PackedRows, pack_cache, sampled_frame_mask  # features/ imports data/
+
     if in_memory:
         features = cache.load_all(entries)
     else:
-        from vidcls.features import PackedRows, pack_cache  # features/ imports data/: import late
-
         path, rows = pack_cache(cache)
         features = PackedRows(path, np.array([rows[clip_id] for clip_id in clip_ids], dtype=np.int64))
-    return LabelledFeatures(clip_ids=list(clip_ids), features=features, labels=labels)
+    num_frames = cache.feature_shape[0]
+    masks = np.stack([sampled_frame_mask(_source_frames(entry, num_frames), num_frames) for entry in entries]) \
+        if entries else np.zeros((0, num_frames), np.float32)
+    return LabelledFeatures(clip_ids=list(clip_ids), features=features, labels=labels, masks=masks)
+
+
+def _source_frames(entry: dict, num_frames: int) -> int:
+    """How many source frames the clip had: its frame range, else T (all frames real)."""
+    if "frame_range" in entry:
+        start, end = entry["frame_range"]
+        return end - start
+    return int(entry.get("total_frames", num_frames))

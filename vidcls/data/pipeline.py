@@ -56,14 +56,15 @@ def focal_alpha_from_frequencies(labels: np.ndarray, num_classes: int) -> list[f
 
 @dataclass
 class BatchSource:
-    """Yields chunks of `(features float16 [n, T, D], targets [n, K])` (+ weights `[n]`),
-    n = up to BATCHES_PER_CHUNK batches; `make_dataset` slices them into batches.
+    """Yields chunks of `((features float16 [n, T, D], masks [n, T]), targets [n, K])`
+    (+ weights `[n]`), n = up to BATCHES_PER_CHUNK batches; `make_dataset` slices them.
 
     Args:
         rows: `[N, T, D]` features with fancy indexing (`rows[indices]`): a NumPy array
             in RAM or a `PackedRows` on disk.
         labels: `[N]` class indices.
         num_classes: K.
+        masks: `[N, T]` frame masks (1 = real frame); all ones when None.
         batch_size: the global batch size.
         training: shuffle (or balance) every epoch and augment; otherwise in order.
         seed: epoch e uses `seed + e`, so a run is reproducible.
@@ -84,11 +85,14 @@ class BatchSource:
     sampling: str = "shuffle"
     drop_remainder: bool = False
     augment: object | None = None
+    masks: np.ndarray | None = None
 
     def __post_init__(self):
         if self.sampling not in SAMPLING_MODES:
             raise VidclsError(f"Unknown data.sampling '{self.sampling}'; choose one of: {', '.join(SAMPLING_MODES)}")
         self.targets = np.eye(self.num_classes, dtype=np.float32)[self.labels]
+        if self.masks is None:
+            self.masks = np.ones(self.rows.shape[:2], np.float32)
         self.epoch = 0
 
     @property
@@ -116,24 +120,26 @@ class BatchSource:
         for start in range(0, len(order), chunk_size):
             indices = order[start:start + chunk_size]
             features = np.asarray(self.rows[indices])  # one gather (or one pass of reads) per chunk
-            targets = self.targets[indices]
+            masks, targets = self.masks[indices], self.targets[indices]
             weights = None if self.sample_weights is None else self.sample_weights[indices].astype(np.float32)
             if self.training and self.augment is not None:
-                features, targets, weights = self._augment(features, targets, weights, rng)
-            yield (features, targets) if weights is None else (features, targets, weights)
+                features, masks, targets, weights = self._augment(features, masks, targets, weights, rng)
+            inputs = (features, masks)
+            yield (inputs, targets) if weights is None else (inputs, targets, weights)
 
-    def _augment(self, features, targets, weights, rng):
+    def _augment(self, features, masks, targets, weights, rng):
         """Augments each batch of the chunk on its own (mixing partners come from the same batch)."""
         from vidcls.data.augment import augment_batch
 
         parts = []
         for start in range(0, len(features), self.batch_size):
             window = slice(start, start + self.batch_size)
-            parts.append(augment_batch(features[window].astype(np.float32), targets[window],
+            parts.append(augment_batch(features[window].astype(np.float32), masks[window], targets[window],
                                        None if weights is None else weights[window], rng, self.augment))
-        joined_weights = None if weights is None else np.concatenate([part[2] for part in parts])
+        joined_weights = None if weights is None else np.concatenate([part[3] for part in parts])
         return (np.concatenate([part[0] for part in parts]).astype(np.float16),
-                np.concatenate([part[1] for part in parts]), joined_weights)
+                np.concatenate([part[1] for part in parts]),
+                np.concatenate([part[2] for part in parts]), joined_weights)
 
 
 def make_dataset(source: BatchSource):
@@ -141,15 +147,16 @@ def make_dataset(source: BatchSource):
     import tensorflow as tf
 
     num_frames, feature_dim = source.rows.shape[1:]
-    signature = [tf.TensorSpec([None, num_frames, feature_dim], tf.float16),
+    signature = [(tf.TensorSpec([None, num_frames, feature_dim], tf.float16), tf.TensorSpec([None, num_frames], tf.float32)),
                  tf.TensorSpec([None, source.num_classes], tf.float32)]
     if source.sample_weights is not None:
         signature.append(tf.TensorSpec([None], tf.float32))
     dataset = tf.data.Dataset.from_generator(source, output_signature=tuple(signature))
     dataset = dataset.rebatch(source.batch_size)  # chunk boundaries fall on batch boundaries
 
-    def to_float32(features, *rest):
-        return (tf.cast(features, tf.float32), *rest)
+    def to_float32(inputs, *rest):
+        features, masks = inputs
+        return ((tf.cast(features, tf.float32), masks), *rest)
 
     dataset = dataset.map(to_float32, num_parallel_calls=tf.data.AUTOTUNE)
     # A known length gives Keras's progress bar its total from the first epoch on.

@@ -56,7 +56,7 @@ def evaluate(run_dir: str | Path, split: str = "test") -> dict:
     from vidcls.models import load_model
 
     model = load_model(run.best_model_path)
-    probabilities = np.asarray(model.predict(data.features.astype(np.float32), verbose=0), dtype=np.float64)
+    probabilities = np.asarray(model.predict([data.features.astype(np.float32), data.masks], verbose=0), dtype=np.float64)
     metrics = {"split": split, **classification_metrics(data.labels, probabilities, class_names)}
     _write_outputs(run, metrics, data, probabilities, class_names)
     return metrics

@@ -39,23 +39,27 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     saved_model = out / SAVED_MODEL_DIR
-    model.export(str(saved_model), format="tf_saved_model", verbose=False,
-                 input_signature=[tf.TensorSpec([None, num_frames, feature_dim], tf.float32, name="features")])
+    model.export(str(saved_model), format="tf_saved_model", verbose=False, input_signature=[[
+        tf.TensorSpec([None, num_frames, feature_dim], tf.float32, name="features"),
+        tf.TensorSpec([None, num_frames], tf.float32, name="mask"),
+    ]])
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     tflite_path = out / FLOAT_TFLITE
     tflite_path.write_bytes(converter.convert())
 
-    samples = _parity_features(run, features_info, parity_samples)
-    reference = np.asarray(model.predict(samples, verbose=0), dtype=np.float32)
+    samples, masks = _parity_features(run, features_info, parity_samples)
+    reference = np.asarray(model.predict([samples, masks], verbose=0), dtype=np.float32)
     variant = {"name": "float32", "path": FLOAT_TFLITE, "size_bytes": tflite_path.stat().st_size,
-               **_check_tflite(tflite_path, samples, reference)}
+               **_check_tflite(tflite_path, samples, masks, reference)}
     class_names = run.labels()
     (out / "labels.txt").write_text("".join(f"{name}\n" for name in class_names))
     atomic_write_json(out / "metadata.json", {
-        "input_name": "features",
-        "input_shape": [1, num_frames, feature_dim],
-        "input_dtype": "float32",
+        "inputs": {
+            "features": {"shape": [1, num_frames, feature_dim], "dtype": "float32"},
+            "mask": {"shape": [1, num_frames], "dtype": "float32",
+                     "meaning": "1 for a real frame, 0 for a repeated one (clip shorter than T); all ones otherwise"},
+        },
         "num_frames": num_frames,
         "feature_dim": feature_dim,
         "output": "class probabilities (softmax), in labels.txt order",
@@ -68,7 +72,7 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
     return report
 
 
-def _parity_features(run: RunDir, features_info: dict, limit: int) -> np.ndarray:
+def _parity_features(run: RunDir, features_info: dict, limit: int) -> tuple[np.ndarray, np.ndarray]:
     """Held-out clips (test, else val, else train) as the Keras and TFLite inputs."""
     splits = run.splits()
     clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
@@ -76,11 +80,12 @@ def _parity_features(run: RunDir, features_info: dict, limit: int) -> np.ndarray
         raise VidclsError(f"{run.splits_path} lists no clips to check the exported model on")
     cache = FeatureCache(features_info["cache_dir"])
     data = load_labelled_features(cache, clip_ids[:limit], run.labels())
-    return data.features.astype(np.float32)
+    return data.features.astype(np.float32), data.masks
 
 
-def _check_tflite(path: Path, samples: np.ndarray, reference: np.ndarray) -> dict:
-    """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter."""
+def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: np.ndarray) -> dict:
+    """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter,
+    through the model's signature (inputs by name: `features`, `mask`)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
@@ -88,16 +93,11 @@ def _check_tflite(path: Path, samples: np.ndarray, reference: np.ndarray) -> dic
     custom = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
     if custom:
         raise VidclsError(f"Expected builtin TFLite ops only in {path}; found {custom}")
-    input_index = interpreter.get_input_details()[0]["index"]
-    output_index = interpreter.get_output_details()[0]["index"]
-    interpreter.resize_tensor_input(input_index, [1, *samples.shape[1:]])
-    interpreter.allocate_tensors()
+    runner = interpreter.get_signature_runner()
     outputs = np.empty_like(reference)
     started = time.perf_counter()
-    for row, clip in enumerate(samples):
-        interpreter.set_tensor(input_index, clip[None])
-        interpreter.invoke()
-        outputs[row] = interpreter.get_tensor(output_index)[0]
+    for row, (clip, mask) in enumerate(zip(samples, masks)):
+        outputs[row] = next(iter(runner(features=clip[None], mask=mask[None]).values()))[0]
     latency_ms = 1000 * (time.perf_counter() - started) / len(samples)
     return {
         "ops": ops,

@@ -4,9 +4,9 @@ from vidcls.features.backbones import BACKBONES, Backbone, get_backbone
 from vidcls.features.cache import FeatureCache
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
-from vidcls.features.video import VideoReadError, read_sampled_frames, segment_centre_indices
+from vidcls.features.video import VideoReadError, read_sampled_frames, sampled_frame_mask, segment_centre_indices
 
 __all__ = [
     "BACKBONES", "Backbone", "ExtractSummary", "FeatureCache", "PackedRows", "VideoReadError",
-    "extract", "get_backbone", "pack_cache", "read_sampled_frames", "segment_centre_indices",
+    "extract", "get_backbone", "pack_cache", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
 ]

@@ -47,6 +47,13 @@ def segment_centre_indices(total_frames: int, num_frames: int) -> np.ndarray:
     return np.clip(indices, 0, total_frames - 1)
 
 
+def sampled_frame_mask(num_source_frames: int, num_frames: int) -> np.ndarray:
+    """float32 `[num_frames]`: 1 where the sampled frame is new, 0 where it repeats the
+    previous one (a clip shorter than T). All ones when the clip has >= T frames."""
+    indices = segment_centre_indices(max(int(num_source_frames), 1), num_frames)
+    return np.concatenate([[True], indices[1:] != indices[:-1]]).astype(np.float32)
+
+
 def count_frames(path: Path) -> int:
     """Counts frames by decoding: CAP_PROP_FRAME_COUNT is often wrong for real files."""
     capture = _open(path)

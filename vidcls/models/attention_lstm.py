@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.attention_pooling import AttentionPooling
-from vidcls.models.blocks import check_dropout, check_positive, classifier_head, features_input, frame_adapter
+from vidcls.models.blocks import check_dropout, check_positive, classifier_head, frame_adapter, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
@@ -25,11 +25,12 @@ class AttentionLSTMClassifier(keras.Model):
         **kwargs: `name`, `trainable`.
 
     Call arguments:
-        inputs: float `[B, T, D]` features.
+        inputs: `[features, mask]`: float `[B, T, D]` and float `[B, T]` (1 = real frame).
+            Masked frames are skipped by the LSTM and get no attention.
 
     Example:
         >>> model = AttentionLSTMClassifier(num_classes=4, feature_dim=2048, num_frames=16)
-        >>> model(keras.ops.zeros((2, 16, 2048))).shape
+        >>> model([keras.ops.zeros((2, 16, 2048)), keras.ops.ones((2, 16))]).shape
         (2, 4)
     """
 
@@ -39,15 +40,19 @@ class AttentionLSTMClassifier(keras.Model):
         check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units,
                        hidden_units=hidden_units, attention_units=attention_units)
         check_dropout(dropout)
-        inputs = features_input(num_frames, feature_dim)
-        x = frame_adapter(inputs, adapter_units, dropout)
-        recurrent = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")
+        features, mask, valid = model_inputs(num_frames, feature_dim)
+        x = frame_adapter(features, adapter_units, dropout)
+        states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")(x, mask=valid)
         if bidirectional:
-            recurrent = keras.layers.Bidirectional(recurrent, name="bilstm")
-        x = recurrent(x)
-        x = AttentionPooling(attention_units, name="attention_pooling")(x)
+            # Not keras.layers.Bidirectional: with unroll=True and a mask (Keras 3.15) it
+            # misaligns the backward sequence in time, so the exported model would disagree
+            # with the trained one. A go_backwards LSTM flipped back is exact both ways.
+            backward = keras.layers.LSTM(hidden_units, return_sequences=True, go_backwards=True,
+                                         unroll=unroll, name="lstm_backward")(x, mask=valid)
+            states = keras.ops.concatenate([states, keras.ops.flip(backward, axis=1)], axis=-1)
+        x = AttentionPooling(attention_units, name="attention_pooling")(states, mask=valid)
         outputs = classifier_head(x, num_classes, dropout)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
         self.num_classes = num_classes
         self.feature_dim = feature_dim
         self.num_frames = num_frames

@@ -27,8 +27,16 @@ def classifier_head(x, num_classes: int, dropout: float):
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
 
 
-def features_input(num_frames: int | None, feature_dim: int):
-    return keras.Input(shape=(num_frames, feature_dim), name="features")
+def model_inputs(num_frames: int | None, feature_dim: int):
+    """The two inputs every classifier takes, and the boolean frame mask derived from them.
+
+    `features` `[B, T, D]`; `mask` `[B, T]`, 1.0 for a real frame and 0.0 for a repeated
+    or padded one (a clip shorter than T). The mask is a float so that the exported
+    TFLite model has plain float inputs on phones.
+    """
+    features = keras.Input(shape=(num_frames, feature_dim), name="features")
+    mask = keras.Input(shape=(num_frames,), name="mask")
+    return features, mask, keras.ops.greater(mask, 0.5)
 
 
 def check_positive(**values) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from vidcls.models.blocks import check_dropout, check_positive, classifier_head, features_input, frame_adapter
+from vidcls.models.blocks import check_dropout, check_positive, classifier_head, frame_adapter, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
@@ -20,11 +20,12 @@ class MeanPoolClassifier(keras.Model):
         **kwargs: `name`, `trainable`.
 
     Call arguments:
-        inputs: float `[B, T, D]` features.
+        inputs: `[features, mask]`: float `[B, T, D]` and float `[B, T]` (1 = real frame);
+            the mean is over real frames only.
 
     Example:
         >>> model = MeanPoolClassifier(num_classes=4, feature_dim=2048)
-        >>> model(keras.ops.zeros((2, 16, 2048))).shape
+        >>> model([keras.ops.zeros((2, 16, 2048)), keras.ops.ones((2, 16))]).shape
         (2, 4)
     """
 
@@ -32,11 +33,11 @@ class MeanPoolClassifier(keras.Model):
                  adapter_units: int = 256, dropout: float = 0.3, **kwargs):
         check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units)
         check_dropout(dropout)
-        inputs = features_input(num_frames, feature_dim)
-        x = frame_adapter(inputs, adapter_units, dropout)
-        x = keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x)
+        features, mask, valid = model_inputs(num_frames, feature_dim)
+        x = frame_adapter(features, adapter_units, dropout)
+        x = keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x, mask=valid)
         outputs = classifier_head(x, num_classes, dropout)
-        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
         self.num_classes = num_classes
         self.feature_dim = feature_dim
         self.num_frames = num_frames

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features import get_backbone, read_sampled_frames
+from vidcls.features import get_backbone, read_sampled_frames, sampled_frame_mask
 from vidcls.run_dir import RunDir
 
 
@@ -56,8 +56,9 @@ class Predictor:
         clip = read_sampled_frames(video, self.num_frames, self.backbone.image_size)
         # Through float16 as in the cache, so the classifier sees what it was trained on.
         features = self.backbone.embed(clip.frames).astype(np.float16).astype(np.float32)
+        mask = sampled_frame_mask(clip.total_frames, self.num_frames)
         # A direct call: predict() would build a new tf.function per video.
-        probabilities = np.asarray(self.model(features[None], training=False)[0], dtype=np.float64)
+        probabilities = np.asarray(self.model([features[None], mask[None]], training=False)[0], dtype=np.float64)
         best = int(probabilities.argmax())
         return {
             "video": str(video),

@@ -102,6 +102,7 @@ def _fit(config, run, runtime, train_set, val_set, class_names, feature_shape, p
         batch_size=train_config.batch_size, training=True, seed=train_config.seed,
         sample_weights=_sample_weights(train_config, train_set.labels, class_names),
         sampling=config.data.sampling, drop_remainder=runtime.replicas > 1, augment=config.augment,
+        masks=train_set.masks,
     )
     steps_per_epoch = train_source.steps_per_epoch
     if steps_per_epoch < 1:
@@ -109,7 +110,7 @@ def _fit(config, run, runtime, train_set, val_set, class_names, feature_shape, p
     train_data = make_dataset(train_source)
     has_val = len(val_set.labels) > 0
     val_data = make_dataset(BatchSource(val_set.features, val_set.labels, num_classes, train_config.batch_size,
-                                        training=False)) if has_val else None
+                                        training=False, masks=val_set.masks)) if has_val else None
 
     with runtime.strategy.scope():
         model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1])
