@@ -7,12 +7,12 @@ predict held-out videos.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from vidcls.config import ExperimentConfig, FeatureConfig
+from vidcls.run_dir import RunDir
 
 # Random-init MobileNet/EfficientNet features are constant (ENVIRONMENT.md); a random
 # ResNet50 at 112 px gives informative features at ~130 frames/s on 2 CPU cores.
@@ -33,7 +33,7 @@ def run_demo(work_dir: str | Path = "demo_output", num_videos: int = 240, epochs
     from vidcls.data import synthesize
     from vidcls.evaluation import evaluate
     from vidcls.export import export
-    from vidcls.features import extract
+    from vidcls.features import FeatureCache, extract
     from vidcls.serving import Predictor
     from vidcls.training import train
 
@@ -65,8 +65,8 @@ def run_demo(work_dir: str | Path = "demo_output", num_videos: int = 240, epochs
           f"{variant['top1_agreement']:.3f}, max |diff| {variant['max_abs_diff']:.2e}, {variant['latency_ms']:.2f} ms/clip")
     _step("6/6 predict: held-out test videos, decoded and classified end to end")
     predictor = Predictor(best_run)
-    manifest = {json.loads(line)["clip_id"]: json.loads(line) for line in (cache_dir / "manifest.jsonl").read_text().splitlines()}
-    test_ids = json.loads((best_run / "splits.json").read_text())["test"]
+    manifest = {entry["clip_id"]: entry for entry in FeatureCache(cache_dir).entries}
+    test_ids = RunDir(best_run).splits()["test"]
     one_per_class = {manifest[clip_id]["label"]: clip_id for clip_id in reversed(test_ids)}
     predictions = []
     for clip_id in sorted(one_per_class.values()):

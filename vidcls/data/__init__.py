@@ -4,16 +4,16 @@ Importing this package does not import TensorFlow; `make_dataset` does when call
 """
 
 from vidcls.data.annotations import read_annotations
-from vidcls.data.discovery import VIDEO_SUFFIXES, VideoItem, discover_videos
+from vidcls.data.discovery import VideoItem, discover_videos
 from vidcls.data.labelled import LabelledFeatures, load_labelled_features
 from vidcls.data.pipeline import (
-    SAMPLING_MODES, BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies, make_dataset,
+    BatchSource, balanced_class_weights, check_sampling, explicit_class_weights, focal_alpha_from_frequencies, make_dataset,
 )
 from vidcls.data.splits import SPLITS, read_split_file, stratified_split
 from vidcls.data.synth import SYNTH_CLASSES, SynthResult, synthesize
 
 __all__ = [
-    "BatchSource", "LabelledFeatures", "SAMPLING_MODES", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VIDEO_SUFFIXES", "VideoItem",
-    "balanced_class_weights", "discover_videos", "explicit_class_weights", "focal_alpha_from_frequencies", "load_labelled_features", "make_dataset",
+    "BatchSource", "LabelledFeatures", "SPLITS", "SYNTH_CLASSES", "SynthResult", "VideoItem",
+    "balanced_class_weights", "check_sampling", "discover_videos", "explicit_class_weights", "focal_alpha_from_frequencies", "load_labelled_features", "make_dataset",
     "read_annotations", "read_split_file", "stratified_split", "synthesize",
 ]

@@ -23,6 +23,11 @@ SAMPLING_MODES = ("shuffle", "balanced")
 BATCHES_PER_CHUNK = 4
 
 
+def check_sampling(mode: str) -> None:
+    if mode not in SAMPLING_MODES:
+        raise VidclsError(f"Unknown data.sampling '{mode}'; choose one of: {', '.join(SAMPLING_MODES)}")
+
+
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     """`n / (k * count_c)` per class, as scikit-learn's "balanced"; absent classes get 0."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -88,8 +93,7 @@ class BatchSource:
     masks: np.ndarray | None = None
 
     def __post_init__(self):
-        if self.sampling not in SAMPLING_MODES:
-            raise VidclsError(f"Unknown data.sampling '{self.sampling}'; choose one of: {', '.join(SAMPLING_MODES)}")
+        check_sampling(self.sampling)
         self.targets = np.eye(self.num_classes, dtype=np.float32)[self.labels]
         if self.masks is None:
             self.masks = np.ones(self.rows.shape[:2], np.float32)

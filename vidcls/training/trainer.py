@@ -18,7 +18,7 @@ import numpy as np
 from vidcls import __version__
 from vidcls.config import ExperimentConfig, TrainConfig, save_config
 from vidcls.data import (
-    SAMPLING_MODES, BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies,
+    BatchSource, balanced_class_weights, check_sampling, explicit_class_weights, focal_alpha_from_frequencies,
     load_labelled_features, make_dataset, read_split_file, stratified_split,
 )
 from vidcls.errors import VidclsError
@@ -183,8 +183,7 @@ def _loss(config: TrainConfig, labels: np.ndarray, num_classes: int):
 
 def _check_options(config: ExperimentConfig, class_names: list[str]) -> None:
     """Config values that can only be checked against the data, checked before any file is written."""
-    if config.data.sampling not in SAMPLING_MODES:
-        raise VidclsError(f"Unknown data.sampling '{config.data.sampling}'; choose one of: {', '.join(SAMPLING_MODES)}")
+    check_sampling(config.data.sampling)
     if config.train.class_weights:
         if not config.train.use_class_weights:
             raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")
