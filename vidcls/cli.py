@@ -119,7 +119,7 @@ TRAIN_FLAGS = {
     "warmup_epochs": "train.warmup_epochs", "mixed_precision": "train.mixed_precision",
     "xla": "train.xla", "use_focal_loss": "train.use_focal_loss",
     "use_class_weights": "train.use_class_weights", "label_smoothing": "train.label_smoothing",
-    "seed": "train.seed",
+    "seed": "train.seed", "targets": "data.targets",
 }
 
 
@@ -139,6 +139,8 @@ def _add_train(commands) -> None:
     command.add_argument("--use-class-weights", action="store_true", default=None,
                          help="balanced class weights, applied as per-sample weights")
     command.add_argument("--label-smoothing", type=float)
+    command.add_argument("--targets", help="manifest keys to predict, one output head each: label (default), "
+                         "or verb,noun for EPIC-style clips")
     command.add_argument("--seed", type=int)
     command.add_argument("--config", help="YAML file with data/model/train/export sections")
     command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -173,9 +175,13 @@ def _evaluate(args) -> int:
     from vidcls.evaluation import evaluate
 
     metrics = evaluate(args.run_dir, args.split)
-    print(f"{metrics['split']}: accuracy {metrics['accuracy']:.4f}, balanced accuracy "
+    subject = "action " if "targets" in metrics else ""
+    print(f"{metrics['split']}: {subject}accuracy {metrics['accuracy']:.4f}, balanced accuracy "
           f"{metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} clips; "
           f"files in {args.run_dir}/eval")
+    for target, values in metrics.get("targets", {}).items():
+        print(f"  {target}: accuracy {values['accuracy']:.4f}, balanced accuracy {values['balanced_accuracy']:.4f}, "
+              f"macro F1 {values['macro_f1']:.4f}")
     return 0
 
 
@@ -221,11 +227,16 @@ def _predict(args) -> int:
             print(f"vidcls predict: error: {video}: {error}", file=sys.stderr)
         results.append(result)
         if not args.json and "label" in result:
-            scores = "  ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
-            print(f"{video}: {result['label']} ({result['score']:.3f})  {scores}")
+            print(f"{video}: {result['label']} ({result['score']:.3f})  {_scores_text(result)}")
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0
+
+
+def _scores_text(result: dict) -> str:
+    if "targets" in result:
+        return "  ".join(f"{target}: {_scores_text(values)}" for target, values in result["targets"].items())
+    return " ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
 
 
 def _add_demo(commands) -> None:

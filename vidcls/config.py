@@ -48,6 +48,9 @@ class DataConfig:
     split_file: str = ""  # JSON {"train": [...], "val": [...], "test": [...]} of clip ids or video paths
     memory_budget_gb: float = 0.0  # features held in RAM up to this; beyond, streamed from disk. 0: half the free RAM
     sampling: str = "shuffle"  # "shuffle": each clip once per epoch; "balanced": classes drawn equally often
+    # Manifest keys the model predicts, one output head each: ["label"], or ["verb", "noun"]
+    # for EPIC-style clips (action = both right).
+    targets: list = dataclasses.field(default_factory=lambda: ["label"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -247,6 +250,11 @@ def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
         return float(value)
     if expected is str and isinstance(value, (str, int, float)) and not isinstance(value, bool):
         return str(value)
+    if expected is list and isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]  # --set data.targets=verb,noun
+    if expected is list and isinstance(value, (list, tuple)) and value and all(
+            isinstance(item, str) and item for item in value):
+        return list(value)
     if expected is dict and isinstance(value, dict) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
         return {str(k): float(v) for k, v in value.items()}

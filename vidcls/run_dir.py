@@ -43,7 +43,17 @@ class RunDir:
         return read_config(self.config_path)
 
     def labels(self) -> list[str]:
-        return self._read_json(self.labels_path)
+        """The class names of a single-target run (labels.json as a list)."""
+        stored = self._read_json(self.labels_path)
+        if not isinstance(stored, list):
+            raise VidclsError(f"{self.labels_path} holds several targets ({', '.join(stored)}); read label_space()")
+        return stored
+
+    def label_space(self) -> dict[str, list[str]]:
+        """`{target: class names}` for every target the run predicts, in output order."""
+        from vidcls.data.tasks import label_space_from_json
+
+        return label_space_from_json(self._read_json(self.labels_path), self.config().data.targets, self.labels_path)
 
     def splits(self) -> dict[str, list[str]]:
         return self._read_json(self.splits_path)

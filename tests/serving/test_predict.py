@@ -32,7 +32,7 @@ def test_predicting_a_cached_video_reproduces_the_cached_features(predictor, tra
 def test_real_videos_get_a_distribution_over_the_run_labels(predictor, real_videos):
     for video in (real_videos / "demo_demo.mp4", real_videos / "tests_data_test.avi"):
         result = predictor.predict(video)
-        assert set(result["probabilities"]) == set(predictor.class_names)
+        assert set(result["probabilities"]) == set(predictor.label_space["label"])
         assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-5)
 
 

@@ -60,7 +60,7 @@ def mixup(features, masks, targets, weights, rng: np.random.Generator, alpha: fl
     partner = rng.permutation(len(features))
     mixed = lam[:, None, None] * features + (1 - lam[:, None, None]) * features[partner]
     mixed_targets = lam[:, None] * targets + (1 - lam[:, None]) * targets[partner]
-    mixed_weights = None if weights is None else lam * weights + (1 - lam) * weights[partner]
+    mixed_weights = None if weights is None else _mix(lam, weights, weights[partner])
     return mixed, np.maximum(masks, masks[partner]), mixed_targets, mixed_weights
 
 
@@ -77,5 +77,11 @@ def temporal_cutmix(features, masks, targets, weights, rng: np.random.Generator)
     mixed_masks = np.where(window, masks[partner], masks)
     share = (width / num_frames).astype(np.float32)
     mixed_targets = (1 - share)[:, None] * targets + share[:, None] * targets[partner]
-    mixed_weights = None if weights is None else (1 - share) * weights + share * weights[partner]
+    mixed_weights = None if weights is None else _mix(1 - share, weights, weights[partner])
     return mixed, mixed_masks, mixed_targets, mixed_weights
+
+
+def _mix(share: np.ndarray, first: np.ndarray, second: np.ndarray) -> np.ndarray:
+    """`share * first + (1 - share) * second` per sample; weights are `[B]` or `[B, targets]`."""
+    share = share.reshape(-1, *[1] * (first.ndim - 1))
+    return share * first + (1 - share) * second

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vidcls.data.tasks import LabelSpace, encode_labels
 from vidcls.errors import VidclsError
 
 
@@ -13,19 +14,26 @@ from vidcls.errors import VidclsError
 class LabelledFeatures:
     clip_ids: list[str]
     features: object  # float16 [N, T, D]: a NumPy array, or PackedRows read from disk
-    labels: np.ndarray  # int64 [N], indices into the run's label list
+    labels: np.ndarray  # int64 [N, targets], indices into each target's class list
     masks: np.ndarray  # float32 [N, T]: 1 for a real frame, 0 for a repeat in a short clip
 
+    @property
+    def num_clips(self) -> int:
+        return len(self.clip_ids)
 
-def load_labelled_features(cache, clip_ids: list[str], class_names: list[str],
+
+def load_labelled_features(cache, clip_ids: list[str], space: LabelSpace | list[str],
                            in_memory: bool = True) -> LabelledFeatures:
     """The cached features of `clip_ids`, with labels mapped to indices.
+
+    `space` is the run's label space (target -> class names), or a plain class list for
+    the manifest's `label`.
 
     `in_memory` loads them into one array; otherwise they are read from the cache's packed
     file batch by batch (built on first use), so RAM use does not grow with the dataset.
 
     Raises:
-        VidclsError: a clip id not in the cache, or a label missing from `class_names`.
+        VidclsError: a clip id not in the cache, or a label missing from the label space.
     """
     by_id = {entry["clip_id"]: entry for entry in cache.entries}
     missing = [clip_id for clip_id in clip_ids if clip_id not in by_id]
@@ -35,11 +43,7 @@ def load_labelled_features(cache, clip_ids: list[str], class_names: list[str],
             f"(first: {missing[:3]}); was the run trained on another cache?"
         )
     entries = [by_id[clip_id] for clip_id in clip_ids]
-    index = {name: position for position, name in enumerate(class_names)}
-    unknown = sorted({entry["label"] for entry in entries} - index.keys())
-    if unknown:
-        raise VidclsError(f"Label(s) {unknown} are not in the label map {class_names}")
-    labels = np.array([index[entry["label"]] for entry in entries], dtype=np.int64)
+    labels = encode_labels(entries, space if isinstance(space, dict) else {"label": list(space)})
     from vidcls.features import PackedRows, pack_cache, sampled_frame_mask  # features/ imports data/
 
     if in_memory:

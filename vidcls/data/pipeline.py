@@ -61,28 +61,35 @@ def focal_alpha_from_frequencies(labels: np.ndarray, num_classes: int) -> list[f
 
 @dataclass
 class BatchSource:
-    """Yields chunks of `((features float16 [n, T, D], masks [n, T]), targets [n, K])`
-    (+ weights `[n]`), n = up to BATCHES_PER_CHUNK batches; `make_dataset` slices them.
+    """Yields chunks of `((features float16 [n, T, D], masks [n, T]), targets [n, sum K])`
+    (+ weights), n = up to BATCHES_PER_CHUNK batches; `make_dataset` slices them.
+
+    Targets are the one-hot labels of every target side by side (one block of K_t columns
+    per target), so augmentation mixes them all in the same proportions;
+    `make_dataset` splits them into one tensor per output head.
 
     Args:
         rows: `[N, T, D]` features with fancy indexing (`rows[indices]`): a NumPy array
             in RAM or a `PackedRows` on disk.
-        labels: `[N]` class indices.
-        num_classes: K.
-        masks: `[N, T]` frame masks (1 = real frame); all ones when None.
+        labels: `[N]` class indices, or `[N, targets]` for several targets.
+        num_classes: K, or one K per target.
         batch_size: the global batch size.
         training: shuffle (or balance) every epoch and augment; otherwise in order.
         seed: epoch e uses `seed + e`, so a run is reproducible.
-        sample_weights: optional `[N]` per-sample weights (class weights).
-        sampling: "shuffle" (each clip once per epoch) or "balanced" (classes drawn
-            equally often, with replacement, N draws per epoch).
+        sample_weights: optional per-sample weights (class weights): `[N]` for every
+            target alike, or `[N, targets]`, one per target.
+        sampling: "shuffle" (each clip once per epoch) or "balanced" (classes of the first
+            target drawn equally often, with replacement, N draws per epoch).
         drop_remainder: drop the last partial batch (needed with several replicas).
         augment: an `AugmentConfig`, applied to training batches only.
+        masks: `[N, T]` frame masks (1 = real frame); all ones when None.
+        target_names: the output names when there are several targets (`make_dataset`
+            then yields targets and weights as `{name: tensor}`).
     """
 
     rows: object
     labels: np.ndarray
-    num_classes: int
+    num_classes: int | list[int]
     batch_size: int
     training: bool
     seed: int = 0
@@ -91,10 +98,18 @@ class BatchSource:
     drop_remainder: bool = False
     augment: object | None = None
     masks: np.ndarray | None = None
+    target_names: list[str] | None = None
 
     def __post_init__(self):
         check_sampling(self.sampling)
-        self.targets = np.eye(self.num_classes, dtype=np.float32)[self.labels]
+        self.labels = np.asarray(self.labels).reshape(len(self.labels), -1)
+        self.class_counts = [self.num_classes] if isinstance(self.num_classes, int) else list(self.num_classes)
+        if len(self.class_counts) != self.labels.shape[1]:
+            raise VidclsError(f"Expected one class count per target column: {self.class_counts} for labels of shape {self.labels.shape}")
+        if self.target_names is not None and len(self.target_names) != len(self.class_counts):
+            raise VidclsError(f"Expected one target name per target: {self.target_names} for {len(self.class_counts)} targets")
+        self.targets = np.concatenate([np.eye(count, dtype=np.float32)[self.labels[:, column]]
+                                       for column, count in enumerate(self.class_counts)], axis=1)
         if self.masks is None:
             self.masks = np.ones(self.rows.shape[:2], np.float32)
         self.epoch = 0
@@ -111,8 +126,9 @@ class BatchSource:
         rng = np.random.default_rng(self.seed + epoch)
         if self.sampling == "shuffle":
             return rng.permutation(count)
-        class_counts = np.bincount(self.labels, minlength=self.num_classes)
-        probabilities = 1.0 / class_counts[self.labels]
+        first = self.labels[:, 0]
+        class_counts = np.bincount(first, minlength=self.class_counts[0])
+        probabilities = 1.0 / class_counts[first]
         return rng.choice(count, size=count, replace=True, p=probabilities / probabilities.sum())
 
     def __call__(self):
@@ -125,7 +141,7 @@ class BatchSource:
             indices = order[start:start + chunk_size]
             features = np.asarray(self.rows[indices])  # one gather (or one pass of reads) per chunk
             masks, targets = self.masks[indices], self.targets[indices]
-            weights = None if self.sample_weights is None else self.sample_weights[indices].astype(np.float32)
+            weights = None if self.sample_weights is None else np.asarray(self.sample_weights[indices], np.float32)
             if self.training and self.augment is not None:
                 features, masks, targets, weights = self._augment(features, masks, targets, weights, rng)
             inputs = (features, masks)
@@ -152,17 +168,23 @@ def make_dataset(source: BatchSource):
 
     num_frames, feature_dim = source.rows.shape[1:]
     signature = [(tf.TensorSpec([None, num_frames, feature_dim], tf.float16), tf.TensorSpec([None, num_frames], tf.float32)),
-                 tf.TensorSpec([None, source.num_classes], tf.float32)]
+                 tf.TensorSpec([None, sum(source.class_counts)], tf.float32)]
     if source.sample_weights is not None:
-        signature.append(tf.TensorSpec([None], tf.float32))
+        signature.append(tf.TensorSpec([None, *np.shape(source.sample_weights)[1:]], tf.float32))
     dataset = tf.data.Dataset.from_generator(source, output_signature=tuple(signature))
     dataset = dataset.rebatch(source.batch_size)  # chunk boundaries fall on batch boundaries
+    names = source.target_names
+    bounds = np.cumsum([0, *source.class_counts]).tolist()
 
-    def to_float32(inputs, *rest):
+    def prepare(inputs, targets, *weights):
         features, masks = inputs
-        return ((tf.cast(features, tf.float32), masks), *rest)
+        if names is not None:  # one tensor per output head
+            targets = {name: targets[:, bounds[i]:bounds[i + 1]] for i, name in enumerate(names)}
+            if weights and len(weights[0].shape) == 2:
+                weights = ({name: weights[0][:, i] for i, name in enumerate(names)},)
+        return ((tf.cast(features, tf.float32), masks), targets, *weights)
 
-    dataset = dataset.map(to_float32, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     # A known length gives Keras's progress bar its total from the first epoch on.
     dataset = dataset.apply(tf.data.experimental.assert_cardinality(source.steps_per_epoch))
     return dataset.prefetch(tf.data.AUTOTUNE)

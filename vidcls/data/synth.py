@@ -20,6 +20,11 @@ from vidcls.errors import VidclsError
 from vidcls.progress import progress_bar
 
 SYNTH_CLASSES = ("grow", "shrink", "blue_to_red", "red_to_blue")
+# The same classes as EPIC-style (verb, noun) pairs, for multi-target runs: the noun (what
+# changes) is visible in any frame, the verb (which way) only in the order of frames.
+SYNTH_VERB_NOUN = {"grow": ("increase", "size"), "shrink": ("decrease", "size"),
+                   "blue_to_red": ("increase", "redness"), "red_to_blue": ("decrease", "redness")}
+VERB_NOUN_CSV = "verb_noun.csv"
 FRAME_SIZE = 128
 FPS = 24.0
 
@@ -32,7 +37,8 @@ class SynthResult:
 
 def synthesize(out_dir: str | Path, num_videos: int = 240, seed: int = 0,
                progress: bool = False) -> SynthResult:
-    """Writes `num_videos` mp4 files as `out_dir/<class>/<class>_<i>.mp4`, balanced.
+    """Writes `num_videos` mp4 files as `out_dir/<class>/<class>_<i>.mp4`, balanced, and
+    `out_dir/verb_noun.csv` labelling the same files by verb and noun (`SYNTH_VERB_NOUN`).
 
     Args:
         out_dir: created if missing.
@@ -53,6 +59,8 @@ def synthesize(out_dir: str | Path, num_videos: int = 240, seed: int = 0,
             _write_video(path, _render(label, rng))
             videos.append(path)
             bar.update()
+    rows = [f"{video.relative_to(root).as_posix()},{','.join(SYNTH_VERB_NOUN[video.parent.name])}\n" for video in videos]
+    (root / VERB_NOUN_CSV).write_text("path,verb,noun\n" + "".join(rows))
     return SynthResult(out_dir=root, videos=videos)
 
 

@@ -49,7 +49,8 @@ def plot_curves(history_path: Path, path: Path) -> bool:
         return False
     plt = _pyplot()
     epochs = [int(row["epoch"]) + 1 for row in rows]
-    panels = [("loss", ["loss", "val_loss"]), ("accuracy", ["accuracy", "val_accuracy"]), ("learning rate", ["learning_rate"])]
+    accuracies = [key for key in rows[0] if key.endswith("accuracy")]  # accuracy, or verb_accuracy, noun_accuracy...
+    panels = [("loss", ["loss", "val_loss"]), ("accuracy", accuracies), ("learning rate", ["learning_rate"])]
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     for axis, (title, keys) in zip(axes, panels):
         for key in keys:

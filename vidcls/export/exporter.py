@@ -9,6 +9,7 @@ import numpy as np
 
 from vidcls.data import load_labelled_features
 from vidcls.errors import VidclsError
+from vidcls.evaluation.evaluate import outputs_by_target
 from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
@@ -48,12 +49,14 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
     tflite_path = out / FLOAT_TFLITE
     tflite_path.write_bytes(converter.convert())
 
-    samples, masks = _parity_features(run, features_info, parity_samples)
-    reference = np.asarray(model.predict([samples, masks], verbose=0), dtype=np.float32)
+    space = run.label_space()
+    samples, masks = _parity_features(run, features_info, parity_samples, space)
+    reference = outputs_by_target(model.predict([samples, masks], verbose=0), space)
     variant = {"name": "float32", "path": FLOAT_TFLITE, "size_bytes": tflite_path.stat().st_size,
                **_check_tflite(tflite_path, samples, masks, reference)}
-    class_names = run.labels()
-    (out / "labels.txt").write_text("".join(f"{name}\n" for name in class_names))
+    for target, names in space.items():
+        labels_file = "labels.txt" if len(space) == 1 else f"labels_{target}.txt"
+        (out / labels_file).write_text("".join(f"{name}\n" for name in names))
     atomic_write_json(out / "metadata.json", {
         "inputs": {
             "features": {"shape": [1, num_frames, feature_dim], "dtype": "float32"},
@@ -62,8 +65,7 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
         },
         "num_frames": num_frames,
         "feature_dim": feature_dim,
-        "output": "class probabilities (softmax), in labels.txt order",
-        "labels": class_names,
+        **_output_metadata(space),
         "model": type(model).__name__,
         **{key: fingerprint.get(key) for key in ("backbone", "weights", "image_size", "preprocessing", "sampling")},
     })
@@ -72,20 +74,29 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
     return report
 
 
-def _parity_features(run: RunDir, features_info: dict, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def _output_metadata(space: dict) -> dict:
+    if len(space) == 1:
+        return {"output": "class probabilities (softmax), in labels.txt order", "labels": next(iter(space.values()))}
+    return {"outputs": {target: {"shape": [1, len(names)], "meaning": f"{target} probabilities (softmax), in "
+                                 f"labels_{target}.txt order", "labels": names} for target, names in space.items()},
+            "action": "the pair of the targets' top classes, " + " + ".join(space)}
+
+
+def _parity_features(run: RunDir, features_info: dict, limit: int, space: dict) -> tuple[np.ndarray, np.ndarray]:
     """Held-out clips (test, else val, else train) as the Keras and TFLite inputs."""
     splits = run.splits()
     clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
     if not clip_ids:
         raise VidclsError(f"{run.splits_path} lists no clips to check the exported model on")
     cache = FeatureCache(features_info["cache_dir"])
-    data = load_labelled_features(cache, clip_ids[:limit], run.labels())
+    data = load_labelled_features(cache, clip_ids[:limit], space)
     return data.features.astype(np.float32), data.masks
 
 
-def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: np.ndarray) -> dict:
+def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: dict[str, np.ndarray]) -> dict:
     """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter,
-    through the model's signature (inputs by name: `features`, `mask`)."""
+    through the model's signature (inputs by name: `features`, `mask`; one output per
+    target). Agreement is the worst target's; `per_output` has each one's."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
@@ -94,14 +105,22 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
     if custom:
         raise VidclsError(f"Expected builtin TFLite ops only in {path}; found {custom}")
     runner = interpreter.get_signature_runner()
-    outputs = np.empty_like(reference)
+    outputs = {target: np.empty_like(values) for target, values in reference.items()}
     started = time.perf_counter()
     for row, (clip, mask) in enumerate(zip(samples, masks)):
-        outputs[row] = next(iter(runner(features=clip[None], mask=mask[None]).values()))[0]
+        result = runner(features=clip[None], mask=mask[None])
+        if len(reference) == 1:
+            result = {next(iter(reference)): next(iter(result.values()))}
+        for target in reference:
+            outputs[target][row] = result[target][0]
     latency_ms = 1000 * (time.perf_counter() - started) / len(samples)
+    per_output = {target: {"top1_agreement": float(np.mean(outputs[target].argmax(1) == reference[target].argmax(1))),
+                           "max_abs_diff": float(np.abs(outputs[target] - reference[target]).max())}
+                  for target in reference}
     return {
         "ops": ops,
-        "top1_agreement": float(np.mean(outputs.argmax(1) == reference.argmax(1))),
-        "max_abs_diff": float(np.abs(outputs - reference).max()),
+        "top1_agreement": min(values["top1_agreement"] for values in per_output.values()),
+        "max_abs_diff": max(values["max_abs_diff"] for values in per_output.values()),
         "latency_ms": latency_ms,
+        **({"per_output": per_output} if len(per_output) > 1 else {}),
     }

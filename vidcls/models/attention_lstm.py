@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.attention_pooling import AttentionPooling
-from vidcls.models.blocks import check_dropout, check_positive, classifier_head, frame_adapter, model_inputs
+from vidcls.models.blocks import check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
@@ -13,7 +13,7 @@ class AttentionLSTMClassifier(keras.Model):
     """Frame features -> Dense adapter -> (Bi)LSTM -> attention pooling -> softmax.
 
     Args:
-        num_classes: number of output classes.
+        num_classes: K, or `{target: K}` for one softmax head per target (verb, noun).
         feature_dim: D, the backbone's feature size.
         num_frames: T, or None for any length. Export fixes it.
         adapter_units: width of the per-frame Dense adapter.
@@ -34,10 +34,11 @@ class AttentionLSTMClassifier(keras.Model):
         (2, 4)
     """
 
-    def __init__(self, num_classes: int, feature_dim: int, num_frames: int | None = None,
+    def __init__(self, num_classes: int | dict, feature_dim: int, num_frames: int | None = None,
                  adapter_units: int = 256, hidden_units: int = 128, attention_units: int = 64,
                  bidirectional: bool = True, dropout: float = 0.3, unroll: bool = False, **kwargs):
-        check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units,
+        check_num_classes(num_classes)
+        check_positive(feature_dim=feature_dim, adapter_units=adapter_units,
                        hidden_units=hidden_units, attention_units=attention_units)
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)

@@ -21,10 +21,29 @@ def frame_adapter(x, units: int, dropout: float):
     return keras.layers.Dropout(dropout, name="adapter_dropout")(x)
 
 
-def classifier_head(x, num_classes: int, dropout: float):
-    """Dropout then softmax, kept in float32 so mixed precision does not degrade it."""
+def classifier_head(x, num_classes, dropout: float):
+    """Dropout then softmax, kept in float32 so mixed precision does not degrade it.
+
+    `num_classes` is K (one output, `probabilities`) or `{target: K}`: one softmax head
+    per target (e.g. verb and noun), returned as a dict the model outputs by name.
+    """
     x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    if isinstance(num_classes, dict):
+        return {target: keras.layers.Dense(count, activation="softmax", dtype="float32", name=f"{target}_probabilities")(x)
+                for target, count in num_classes.items()}
     return keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name="probabilities")(x)
+
+
+def check_num_classes(num_classes) -> None:
+    """K >= 2, or a non-empty `{target: K >= 2}` with identifier-like target names."""
+    from vidcls.errors import VidclsError
+
+    counts = num_classes if isinstance(num_classes, dict) else {"num_classes": num_classes}
+    if not counts or any(not isinstance(count, int) or count < 2 for count in counts.values()):
+        raise VidclsError(f"Expected at least 2 classes per output; received {num_classes}")
+    bad = [name for name in counts if not str(name).replace("_", "").isalnum()]
+    if bad:
+        raise VidclsError(f"Expected target names of letters, digits and '_' (they name output heads); received {bad}")
 
 
 def model_inputs(num_frames: int | None, feature_dim: int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from vidcls.models.blocks import check_dropout, check_positive, classifier_head, frame_adapter, model_inputs
+from vidcls.models.blocks import check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
@@ -12,7 +12,7 @@ class MeanPoolClassifier(keras.Model):
     """Frame features -> Dense adapter -> mean over frames -> softmax.
 
     Args:
-        num_classes: number of output classes.
+        num_classes: K, or `{target: K}` for one softmax head per target (verb, noun).
         feature_dim: D, the backbone's feature size.
         num_frames: T, or None for any length.
         adapter_units: width of the per-frame Dense adapter.
@@ -29,9 +29,10 @@ class MeanPoolClassifier(keras.Model):
         (2, 4)
     """
 
-    def __init__(self, num_classes: int, feature_dim: int, num_frames: int | None = None,
+    def __init__(self, num_classes: int | dict, feature_dim: int, num_frames: int | None = None,
                  adapter_units: int = 256, dropout: float = 0.3, **kwargs):
-        check_positive(num_classes=num_classes, feature_dim=feature_dim, adapter_units=adapter_units)
+        check_num_classes(num_classes)
+        check_positive(feature_dim=feature_dim, adapter_units=adapter_units)
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)
         x = frame_adapter(features, adapter_units, dropout)

@@ -34,7 +34,7 @@ class Predictor:
         run = RunDir(run_dir)
         run.require_trained()
         self.fingerprint = run.features()["fingerprint"]
-        self.class_names = run.labels()
+        self.label_space = run.label_space()
         self.num_frames = int(self.fingerprint["num_frames"])
         source = weights or self.fingerprint.get("weights_source") or self.fingerprint["weights"]
         self.backbone = get_backbone(self.fingerprint["backbone"], source, self.fingerprint["image_size"],
@@ -50,6 +50,10 @@ class Predictor:
     def predict(self, video: str | Path) -> dict:
         """Returns `{"video", "label", "score", "probabilities": {class: p}}`.
 
+        With several targets (verb + noun), `label` is the action ("open/door"), `score`
+        the product of the targets' top probabilities, and `targets` holds each target's
+        `{"label", "score", "probabilities"}`.
+
         Raises:
             VideoReadError: the video cannot be decoded.
         """
@@ -58,11 +62,20 @@ class Predictor:
         features = self.backbone.embed(clip.frames).astype(np.float16).astype(np.float32)
         mask = sampled_frame_mask(clip.total_frames, self.num_frames)
         # A direct call: predict() would build a new tf.function per video.
-        probabilities = np.asarray(self.model([features[None], mask[None]], training=False)[0], dtype=np.float64)
-        best = int(probabilities.argmax())
+        outputs = self.model([features[None], mask[None]], training=False)
+        if not isinstance(outputs, dict):
+            outputs = {next(iter(self.label_space)): outputs}
+        targets = {}
+        for target, names in self.label_space.items():
+            probabilities = np.asarray(outputs[target][0], dtype=np.float64)
+            best = int(probabilities.argmax())
+            targets[target] = {"label": names[best], "score": float(probabilities[best]),
+                               "probabilities": {name: float(p) for name, p in zip(names, probabilities)}}
+        if len(targets) == 1:
+            return {"video": str(video), **next(iter(targets.values()))}
         return {
             "video": str(video),
-            "label": self.class_names[best],
-            "score": float(probabilities[best]),
-            "probabilities": {name: float(p) for name, p in zip(self.class_names, probabilities)},
+            "label": "/".join(result["label"] for result in targets.values()),
+            "score": float(np.prod([result["score"] for result in targets.values()])),
+            "targets": targets,
         }

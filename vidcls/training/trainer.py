@@ -18,8 +18,9 @@ import numpy as np
 from vidcls import __version__
 from vidcls.config import ExperimentConfig, TrainConfig, save_config
 from vidcls.data import (
-    BatchSource, balanced_class_weights, check_sampling, explicit_class_weights, focal_alpha_from_frequencies,
-    load_labelled_features, make_dataset, read_split_file, stratified_split,
+    BatchSource, LabelSpace, balanced_class_weights, build_label_space, check_sampling, explicit_class_weights,
+    focal_alpha_from_frequencies, label_space_to_json, load_labelled_features, make_dataset, read_split_file,
+    stratified_split,
 )
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
@@ -60,20 +61,18 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
 
     model_class(config.model.name)  # unknown names fail before loading data
     cache = FeatureCache(config.data.cache_dir)
-    class_names = sorted({entry["label"] for entry in cache.entries})
-    if len(class_names) < 2:
-        raise VidclsError(f"Expected at least 2 classes in {cache.root}; found {class_names}")
+    space = build_label_space(cache.entries, config.data.targets, str(cache.root))
     splits = _load_or_make_splits(run, cache, config)
-    _check_options(config, class_names)
+    _check_options(config, space)
     # Written only now: a run refused above leaves nothing that would block a corrected one.
     run.root.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config_path)
     atomic_write_json(run.splits_path, splits)
-    atomic_write_json(run.labels_path, class_names)
+    atomic_write_json(run.labels_path, label_space_to_json(space))
     atomic_write_json(run.features_path, {"cache_dir": str(cache.root), "fingerprint": cache.info})
     in_memory = _fits_in_memory(config, cache, len(splits["train"]) + len(splits["val"]))
-    train_set = load_labelled_features(cache, splits["train"], class_names, in_memory)
-    val_set = load_labelled_features(cache, splits["val"], class_names, in_memory)
+    train_set = load_labelled_features(cache, splits["train"], space, in_memory)
+    val_set = load_labelled_features(cache, splits["val"], space, in_memory)
 
     import keras
 
@@ -84,48 +83,52 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     try:
         runtime = resolve_runtime(config.train)
         _write_env(run, runtime)
-        return _fit(config, run, runtime, train_set, val_set, class_names, cache.feature_shape, progress)
+        return _fit(config, run, runtime, train_set, val_set, space, cache.feature_shape, progress)
     finally:
         keras.config.set_dtype_policy(previous_policy)
 
 
-def _fit(config, run, runtime, train_set, val_set, class_names, feature_shape, progress) -> TrainResult:
+def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_shape, progress) -> TrainResult:
     import keras
 
     from vidcls.models import adapt_normalization, build_model
     from vidcls.training.callbacks import EpochSync, LearningRateLogger, ThroughputLogger
 
     train_config: TrainConfig = config.train
-    num_classes = len(class_names)
+    multi_task = len(space) > 1
+    class_counts = [len(names) for names in space.values()]
+    target_names = list(space) if multi_task else None
     train_source = BatchSource(
-        rows=train_set.features, labels=train_set.labels, num_classes=num_classes,
+        rows=train_set.features, labels=train_set.labels, num_classes=class_counts,
         batch_size=train_config.batch_size, training=True, seed=train_config.seed,
-        sample_weights=_sample_weights(train_config, train_set.labels, class_names),
+        sample_weights=_sample_weights(train_config, train_set.labels, space),
         sampling=config.data.sampling, drop_remainder=runtime.replicas > 1, augment=config.augment,
-        masks=train_set.masks,
+        masks=train_set.masks, target_names=target_names,
     )
     steps_per_epoch = train_source.steps_per_epoch
     if steps_per_epoch < 1:
         raise VidclsError(f"Expected at least one full batch: {len(train_set.labels)} training clips, global batch size {train_config.batch_size} across {runtime.replicas} replicas")
     train_data = make_dataset(train_source)
     has_val = len(val_set.labels) > 0
-    val_data = make_dataset(BatchSource(val_set.features, val_set.labels, num_classes, train_config.batch_size,
-                                        training=False, masks=val_set.masks)) if has_val else None
+    val_data = make_dataset(BatchSource(val_set.features, val_set.labels, class_counts, train_config.batch_size,
+                                        training=False, masks=val_set.masks, target_names=target_names)) if has_val else None
 
     with runtime.strategy.scope():
+        num_classes = dict(zip(space, class_counts)) if multi_task else class_counts[0]
         model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1])
         adapt_normalization(model, train_set.features)
+        losses = [_loss(train_config, train_set.labels[:, column], count) for column, count in enumerate(class_counts)]
         model.compile(
             optimizer=_optimizer(train_config, steps_per_epoch),
-            loss=_loss(train_config, train_set.labels, num_classes),
-            metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+            loss=dict(zip(space, losses)) if multi_task else losses[0],
+            metrics=({target: [_accuracy()] for target in space} if multi_task else [_accuracy()]),
             jit_compile=runtime.jit_compile,
         )
     monitor = "val_loss" if has_val else "loss"
     callbacks = [
         EpochSync(train_source),
         LearningRateLogger(),
-        ThroughputLogger(min(steps_per_epoch * train_config.batch_size, len(train_set.labels))),
+        ThroughputLogger(min(steps_per_epoch * train_config.batch_size, train_set.num_clips)),
         keras.callbacks.BackupAndRestore(str(run.backup_dir)),
         keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
@@ -159,16 +162,26 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     )
 
 
-def _sample_weights(config: TrainConfig, labels: np.ndarray, class_names: list[str]) -> np.ndarray | None:
-    """Class weights, as the per-sample weights the dataset carries (see make_dataset)."""
+def _accuracy():
+    import keras
+
+    return keras.metrics.CategoricalAccuracy(name="accuracy")
+
+
+def _sample_weights(config: TrainConfig, labels: np.ndarray, space: LabelSpace) -> np.ndarray | None:
+    """Class weights, as the per-sample weights the dataset carries (see make_dataset):
+    `[N]`, or `[N, targets]` (each target's own class weights) with several targets."""
     if not config.use_class_weights:
         return None
-    if config.class_weights:
-        weights = explicit_class_weights(config.class_weights, class_names)
-    else:
-        weights = balanced_class_weights(labels, len(class_names))
-    logger.info("class weights: %s", dict(zip(class_names, np.round(weights, 3).tolist())))
-    return weights[labels]
+    columns = []
+    for column, (target, class_names) in enumerate(space.items()):
+        if config.class_weights:
+            weights = explicit_class_weights(config.class_weights, class_names)
+        else:
+            weights = balanced_class_weights(labels[:, column], len(class_names))
+        logger.info("class weights of %s: %s", target, dict(zip(class_names, np.round(weights, 3).tolist())))
+        columns.append(weights[labels[:, column]])
+    return columns[0] if len(columns) == 1 else np.stack(columns, axis=1)
 
 
 def _loss(config: TrainConfig, labels: np.ndarray, num_classes: int):
@@ -181,13 +194,16 @@ def _loss(config: TrainConfig, labels: np.ndarray, num_classes: int):
     return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)
 
 
-def _check_options(config: ExperimentConfig, class_names: list[str]) -> None:
+def _check_options(config: ExperimentConfig, space: LabelSpace) -> None:
     """Config values that can only be checked against the data, checked before any file is written."""
     check_sampling(config.data.sampling)
     if config.train.class_weights:
         if not config.train.use_class_weights:
             raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")
-        explicit_class_weights(config.train.class_weights, class_names)
+        if len(space) > 1:
+            raise VidclsError(f"train.class_weights names the classes of one target, but data.targets is {list(space)}; "
+                              "use balanced class weights (train.use_class_weights alone) with several targets")
+        explicit_class_weights(config.train.class_weights, next(iter(space.values())))
 
 
 def _fits_in_memory(config: ExperimentConfig, cache: FeatureCache, num_clips: int) -> bool:
@@ -230,7 +246,8 @@ def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentCon
                     f"data.group_by is '{config.data.group_by}' but {len(missing)} clip(s) of {cache.root} have no such "
                     f"manifest key (first: {missing[0]}); keys of that clip: {sorted(cache.entries[0])}")
             groups = [str(entry[config.data.group_by]) for entry in cache.entries]
-        splits = stratified_split(clip_ids, [entry["label"] for entry in cache.entries],
+        # Stratified by the first target (the label; the verb of verb + noun).
+        splits = stratified_split(clip_ids, [str(entry[config.data.targets[0]]) for entry in cache.entries],
                                   config.data.val_fraction, config.data.test_fraction, config.train.seed, groups)
     return splits
 
@@ -266,10 +283,19 @@ def _result(run: RunDir, seconds: float, parameters: int) -> TrainResult:
         run_dir=run.root,
         epochs_run=len(rows),
         best_val_loss=float(best["val_loss"]) if best else None,
-        best_val_accuracy=_number(best.get("val_accuracy")) if best else None,
+        best_val_accuracy=_val_accuracy(best) if best else None,
         seconds=seconds,
         parameters=int(parameters),
     )
+
+
+def _val_accuracy(row: dict) -> float | None:
+    """`val_accuracy`; with several targets, the mean of `val_<target>_accuracy`."""
+    if "val_accuracy" in row:
+        return _number(row["val_accuracy"])
+    values = [_number(value) for key, value in row.items() if key.startswith("val_") and key.endswith("_accuracy")]
+    values = [value for value in values if value is not None]
+    return float(np.mean(values)) if values else None
 
 
 def _number(text: str | None) -> float | None:
