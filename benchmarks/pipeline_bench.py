@@ -58,7 +58,7 @@ def samples_per_second(dataset, epochs: int) -> float:
     count, started = 0, time.perf_counter()
     for _ in range(epochs):
         for batch in dataset:
-            count += int(batch[0].shape[0])
+            count += int(batch[1].shape[0])  # targets [B, K]
     return count / (time.perf_counter() - started)
 
 

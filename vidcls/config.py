@@ -70,12 +70,18 @@ class AugmentConfig:
 class ModelConfig:
     """The temporal classifier."""
 
-    name: str = "attention_lstm"
+    name: str = "attention_lstm"  # attention_lstm | bilstm | gru | transformer | mean_pool
     adapter_units: int = 256
-    hidden_units: int = 128
-    attention_units: int = 64
-    bidirectional: bool = True
+    hidden_units: int = 128  # LSTM/GRU units per direction; the transformer's width
+    attention_units: int = 64  # attention_lstm's attention projection
+    bidirectional: bool = True  # attention_lstm: BiLSTM or forward LSTM
     dropout: float = 0.3
+    num_layers: int = 2  # stacked recurrent layers (bilstm, gru) or encoder blocks (transformer)
+    pooling: str = ""  # bilstm/gru: last | mean (default last); transformer: cls | mean (default cls)
+    num_heads: int = 4  # transformer attention heads (hidden_units must divide by it)
+    mlp_units: int = 256  # transformer MLP width
+    stochastic_depth: float = 0.1  # transformer: drop rate of the last block's residual branches
+    init_from: str = ""  # a trained run whose weights start this one (e.g. fewer frames); see --init-from
 
 
 @dataclasses.dataclass(frozen=True)

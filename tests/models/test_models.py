@@ -4,8 +4,25 @@ import pytest
 from vidcls.config import ModelConfig
 from vidcls.errors import VidclsError
 from vidcls.models import MODELS, AttentionPooling, build_model, load_model, rebuild_for_export
+from vidcls.models.transformer import StochasticDepth
 
-SMALL = dict(adapter_units=16, hidden_units=8, attention_units=8)
+# Small hyperparameters each model accepts (build_model refuses keys a model does not use).
+SMALL = {
+    "attention_lstm": dict(adapter_units=16, hidden_units=8, attention_units=8),
+    "bilstm": dict(adapter_units=16, hidden_units=8),
+    "gru": dict(adapter_units=16, hidden_units=8, pooling="mean"),
+    "transformer": dict(adapter_units=16, hidden_units=8, num_heads=2, mlp_units=16),
+    "mean_pool": dict(adapter_units=16),
+}
+ALL = sorted(MODELS)
+
+
+def _build(name, num_classes=4, feature_dim=12, num_frames=None, **overrides):
+    # The transformer needs T for its positional table; the recurrent models then also
+    # fix it. Without T the others take any length.
+    frames = num_frames or (8 if name == "transformer" else None)
+    return build_model(ModelConfig(name=name, **{**SMALL[name], **overrides}), num_classes=num_classes,
+                       feature_dim=feature_dim, num_frames=frames)
 
 
 def _inputs(batch=3, frames=6, dim=12, seed=0):
@@ -13,28 +30,38 @@ def _inputs(batch=3, frames=6, dim=12, seed=0):
     return [features, np.ones((batch, frames), np.float32)]
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_model_is_covered():
+    assert set(SMALL) == set(MODELS) == {"attention_lstm", "bilstm", "gru", "transformer", "mean_pool"}
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_output_is_a_float32_distribution(name):
-    model = build_model(ModelConfig(name=name, **SMALL), num_classes=5, feature_dim=12)
-    probabilities = np.asarray(model(_inputs(), training=False))
+    probabilities = np.asarray(_build(name, num_classes=5)(_inputs(), training=False))
     assert probabilities.shape == (3, 5) and probabilities.dtype == np.float32
     np.testing.assert_allclose(probabilities.sum(axis=1), 1, rtol=1e-5)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", ALL)
+def test_several_targets_give_one_named_head_each(name):
+    outputs = _build(name, num_classes={"verb": 3, "noun": 5})(_inputs(), training=False)
+    assert {key: tuple(value.shape) for key, value in outputs.items()} == {"verb": (3, 3), "noun": (3, 5)}
+
+
+@pytest.mark.parametrize("name", ALL)
 def test_keras_round_trip_gives_identical_outputs(name, tmp_path):
-    model = build_model(ModelConfig(name=name, **SMALL), num_classes=4, feature_dim=12)
+    model = _build(name, num_classes={"verb": 3, "noun": 2} if name == "gru" else 4)
     model.get_layer("feature_normalization").adapt(_inputs(20, seed=1)[0])
     path = tmp_path / f"{name}.keras"
     model.save(path)
     restored = load_model(path)
     assert type(restored) is type(model) and restored.get_config() == model.get_config()
-    np.testing.assert_array_equal(np.asarray(restored(_inputs())), np.asarray(model(_inputs())))
+    for got, expected in zip(_flat(restored(_inputs())), _flat(model(_inputs()))):
+        np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", ALL)
 def test_export_rebuild_has_fixed_frames_and_same_outputs(name):
-    model = build_model(ModelConfig(name=name, **SMALL), num_classes=4, feature_dim=12)
+    model = _build(name, num_frames=6)
     rebuilt = rebuild_for_export(model, num_frames=6)
     assert rebuilt.input_shape == [(None, 6, 12), (None, 6)]
     if "unroll" in rebuilt.get_config():
@@ -42,20 +69,50 @@ def test_export_rebuild_has_fixed_frames_and_same_outputs(name):
     np.testing.assert_allclose(np.asarray(rebuilt(_inputs())), np.asarray(model(_inputs())), atol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("pattern", [[1, 1, 1, 1, 1, 0, 0, 0], [1, 0, 0, 1, 0, 1, 0, 0]], ids=["padded", "repeats"])
 def test_masked_frames_change_nothing_in_training_and_export_graphs(name, pattern):
-    """A clip with masked frames scores as the clip of its real frames alone, whatever the
-    masked frames hold, both in the trained model and in its unrolled export rebuild."""
-    model = build_model(ModelConfig(name=name, **SMALL), num_classes=4, feature_dim=12)
+    """Whatever masked frames hold changes nothing, in the trained model and in its export
+    rebuild; and a clip scores as the clip of its real frames alone (for the transformer,
+    whose positions say where each frame was, when the real frames come first)."""
+    model = _build(name, num_frames=8)
     features = _inputs(1, 8)[0]
     keep = np.array(pattern, bool)
     noisy = features.copy()
     noisy[0, ~keep] = 1e3
     mask = keep[None].astype(np.float32)
-    alone = np.asarray(model([features[:, keep], np.ones((1, keep.sum()), np.float32)]))
     for graph in (model, rebuild_for_export(model, num_frames=8)):
-        np.testing.assert_allclose(np.asarray(graph([noisy, mask])), alone, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(graph([noisy, mask])), np.asarray(graph([features, mask])), atol=1e-6)
+    if name == "transformer" and pattern != sorted(pattern, reverse=True):
+        return
+    short = model
+    if name != "transformer":  # built for T=8: the same weights for any T
+        short = type(model).from_config(model.get_config() | {"num_frames": None})
+        short.set_weights(model.get_weights())
+    alone = np.asarray(short([features[:, keep], np.ones((1, keep.sum()), np.float32)]))
+    np.testing.assert_allclose(np.asarray(model([noisy, mask])), alone, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_mixed_precision_training_step_keeps_float32_probabilities(name):
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = _build(name, num_frames=6)
+        assert model.get_layer("frame_adapter").compute_dtype == "float16"
+        model.compile(optimizer=keras.optimizers.AdamW(1e-3), loss="categorical_crossentropy")
+        assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+        x, y = _inputs(8, 6), np.eye(4, dtype=np.float32)[np.arange(8) % 4]
+        before = [w.copy() for w in model.get_weights()]
+        # Dynamic loss scaling may skip the first steps (overflow at the initial scale of 2^15).
+        losses = [model.train_on_batch(x, y) for _ in range(8)]
+        assert np.isfinite(losses).all()
+        assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+        assert np.asarray(model(x)).dtype == np.float32
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
 def test_attention_pooling_ignores_masked_frames():
@@ -66,10 +123,34 @@ def test_attention_pooling_ignores_masked_frames():
     np.testing.assert_allclose(np.asarray(layer(padded, mask=mask)), np.asarray(layer(real)), atol=1e-5)
 
 
+def test_stochastic_depth_drops_whole_clips_while_training_only():
+    layer = StochasticDepth(0.5, seed=0)
+    x = np.ones((400, 3, 2), np.float32)
+    dropped = np.asarray(layer(x, training=True))
+    per_clip = dropped.reshape(400, -1)
+    assert set(np.unique(per_clip)) == {0.0, 2.0} and (per_clip == per_clip[:, :1]).all()
+    assert 0.4 < (per_clip[:, 0] == 0).mean() < 0.6
+    np.testing.assert_array_equal(np.asarray(layer(x, training=False)), x)
+
+
 def test_unknown_model_and_bad_hyperparameters_are_clear_errors():
-    with pytest.raises(VidclsError, match="Unknown model 'transformerz'; choose one of: attention_lstm, mean_pool"):
+    with pytest.raises(VidclsError, match="Unknown model 'transformerz'; choose one of: attention_lstm, bilstm, gru, transformer, mean_pool"):
         build_model(ModelConfig(name="transformerz"), num_classes=2, feature_dim=4)
     with pytest.raises(VidclsError, match="Expected model.hidden_units >= 1; received 0"):
         build_model(ModelConfig(hidden_units=0), num_classes=2, feature_dim=4)
     with pytest.raises(VidclsError, match=r"Expected model.dropout in \[0, 1\); received 1.5"):
         build_model(ModelConfig(dropout=1.5), num_classes=2, feature_dim=4)
+    with pytest.raises(VidclsError, match="model.num_heads is not a hyperparameter of bilstm; it uses: adapter_units"):
+        build_model(ModelConfig(name="bilstm", num_heads=8), num_classes=2, feature_dim=4)
+    with pytest.raises(VidclsError, match=r"Expected model.pooling to be one of last, mean; received 'cls'"):
+        build_model(ModelConfig(name="gru", pooling="cls"), num_classes=2, feature_dim=4)
+    with pytest.raises(VidclsError, match=r"hidden_units \(30\) to be a multiple of model.num_heads \(4\)"):
+        build_model(ModelConfig(name="transformer", hidden_units=30), num_classes=2, feature_dim=4, num_frames=8)
+    with pytest.raises(VidclsError, match="The transformer needs num_frames"):
+        build_model(ModelConfig(name="transformer"), num_classes=2, feature_dim=4)
+    with pytest.raises(VidclsError, match="Expected at least 2 classes per output"):
+        build_model(ModelConfig(name="mean_pool"), num_classes={"verb": 1}, feature_dim=4)
+
+
+def _flat(outputs):
+    return [np.asarray(outputs[key]) for key in sorted(outputs)] if isinstance(outputs, dict) else [np.asarray(outputs)]

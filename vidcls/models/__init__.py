@@ -4,9 +4,11 @@ from vidcls.models.attention_lstm import AttentionLSTMClassifier
 from vidcls.models.attention_pooling import AttentionPooling
 from vidcls.models.blocks import adapt_normalization
 from vidcls.models.mean_pool import MeanPoolClassifier
+from vidcls.models.recurrent import BiLSTMClassifier, GRUClassifier
+from vidcls.models.transformer import TransformerClassifier
 from vidcls.models.registry import MODELS, build_model, load_model, model_class, rebuild_for_export
 
 __all__ = [
-    "AttentionLSTMClassifier", "AttentionPooling", "MODELS", "MeanPoolClassifier", "adapt_normalization",
+    "AttentionLSTMClassifier", "AttentionPooling", "BiLSTMClassifier", "GRUClassifier", "TransformerClassifier", "MODELS", "MeanPoolClassifier", "adapt_normalization",
     "build_model", "load_model", "model_class", "rebuild_for_export",
 ]

@@ -5,11 +5,14 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.attention_pooling import AttentionPooling
-from vidcls.models.blocks import check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs
+from vidcls.models.recurrent import bidirectional as bidirectional_layers
+from vidcls.models.blocks import (
+    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs,
+)
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
-class AttentionLSTMClassifier(keras.Model):
+class AttentionLSTMClassifier(TemporalClassifier):
     """Frame features -> Dense adapter -> (Bi)LSTM -> attention pooling -> softmax.
 
     Args:
@@ -19,7 +22,7 @@ class AttentionLSTMClassifier(keras.Model):
         adapter_units: width of the per-frame Dense adapter.
         hidden_units: LSTM units (per direction).
         attention_units: size of the attention projection.
-        bidirectional: wrap the LSTM in `Bidirectional`.
+        bidirectional: a backward LSTM beside the forward one (BiLSTM).
         dropout: rate after the adapter and before the classifier.
         unroll: unroll the LSTM over T steps; export needs it (TFLite builtin ops only).
         **kwargs: `name`, `trainable`.
@@ -43,32 +46,13 @@ class AttentionLSTMClassifier(keras.Model):
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)
         x = frame_adapter(features, adapter_units, dropout)
-        states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")(x, mask=valid)
         if bidirectional:
-            # Not keras.layers.Bidirectional: with unroll=True and a mask (Keras 3.15) it
-            # misaligns the backward sequence in time, so the exported model would disagree
-            # with the trained one. A go_backwards LSTM flipped back is exact both ways.
-            backward = keras.layers.LSTM(hidden_units, return_sequences=True, go_backwards=True,
-                                         unroll=unroll, name="lstm_backward")(x, mask=valid)
-            states = keras.ops.concatenate([states, keras.ops.flip(backward, axis=1)], axis=-1)
+            states = bidirectional_layers("lstm", hidden_units, x, valid, return_sequences=True, unroll=unroll, name="lstm")
+        else:
+            states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")(x, mask=valid)
         x = AttentionPooling(attention_units, name="attention_pooling")(states, mask=valid)
         outputs = classifier_head(x, num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
-        self.num_classes = num_classes
-        self.feature_dim = feature_dim
-        self.num_frames = num_frames
-        self.adapter_units = adapter_units
-        self.hidden_units = hidden_units
-        self.attention_units = attention_units
-        self.bidirectional = bidirectional
-        self.dropout = dropout
-        self.unroll = unroll
-
-    def get_config(self):
-        return {
-            "name": self.name, "trainable": self.trainable,
-            "num_classes": self.num_classes, "feature_dim": self.feature_dim,
-            "num_frames": self.num_frames, "adapter_units": self.adapter_units,
-            "hidden_units": self.hidden_units, "attention_units": self.attention_units,
-            "bidirectional": self.bidirectional, "dropout": self.dropout, "unroll": self.unroll,
-        }
+        self._keep_config(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
+                          adapter_units=adapter_units, hidden_units=hidden_units, attention_units=attention_units,
+                          bidirectional=bidirectional, dropout=dropout, unroll=unroll)

@@ -58,6 +58,31 @@ def model_inputs(num_frames: int | None, feature_dim: int):
     return features, mask, keras.ops.greater(mask, 0.5)
 
 
+class TemporalClassifier(keras.Model):
+    """Base of vidcls's functional classifiers: keeps the constructor's hyperparameters so
+    `get_config` (and `.keras` files, and `rebuild_for_export`) can rebuild the model."""
+
+    def _keep_config(self, **hyperparameters) -> None:
+        self._hyperparameters = dict(hyperparameters)
+        for key, value in hyperparameters.items():
+            setattr(self, key, value)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, **self._hyperparameters}
+
+
+def masked_mean(x, valid):
+    """Mean over the real frames (`valid` boolean `[B, T]`) of `x` `[B, T, C]`."""
+    return keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x, mask=valid)
+
+
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    from vidcls.errors import VidclsError
+
+    if value not in choices:
+        raise VidclsError(f"Expected model.{key} to be one of {', '.join(choices)}; received '{value}'")
+
+
 def check_positive(**values) -> None:
     from vidcls.errors import VidclsError
 

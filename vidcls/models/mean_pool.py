@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import keras
 
-from vidcls.models.blocks import check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs
+from vidcls.models.blocks import (
+    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, masked_mean,
+    model_inputs,
+)
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
-class MeanPoolClassifier(keras.Model):
+class MeanPoolClassifier(TemporalClassifier):
     """Frame features -> Dense adapter -> mean over frames -> softmax.
 
     Args:
@@ -36,19 +39,8 @@ class MeanPoolClassifier(keras.Model):
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)
         x = frame_adapter(features, adapter_units, dropout)
-        x = keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x, mask=valid)
+        x = masked_mean(x, valid)
         outputs = classifier_head(x, num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
-        self.num_classes = num_classes
-        self.feature_dim = feature_dim
-        self.num_frames = num_frames
-        self.adapter_units = adapter_units
-        self.dropout = dropout
-
-    def get_config(self):
-        return {
-            "name": self.name, "trainable": self.trainable,
-            "num_classes": self.num_classes, "feature_dim": self.feature_dim,
-            "num_frames": self.num_frames, "adapter_units": self.adapter_units,
-            "dropout": self.dropout,
-        }
+        self._keep_config(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
+                          adapter_units=adapter_units, dropout=dropout)

@@ -10,11 +10,18 @@ from vidcls.config import ModelConfig
 from vidcls.errors import VidclsError
 from vidcls.models.attention_lstm import AttentionLSTMClassifier
 from vidcls.models.mean_pool import MeanPoolClassifier
+from vidcls.models.recurrent import BiLSTMClassifier, GRUClassifier
+from vidcls.models.transformer import TransformerClassifier
 
 MODELS = {
     "attention_lstm": AttentionLSTMClassifier,
+    "bilstm": BiLSTMClassifier,
+    "gru": GRUClassifier,
+    "transformer": TransformerClassifier,
     "mean_pool": MeanPoolClassifier,
 }
+# ModelConfig keys that are not hyperparameters of an architecture.
+NOT_HYPERPARAMETERS = ("name", "init_from")
 
 
 def model_class(name: str):
@@ -23,10 +30,22 @@ def model_class(name: str):
     return MODELS[name]
 
 
-def build_model(config: ModelConfig, num_classes: int, feature_dim: int, num_frames: int | None = None):
-    """Builds the model `config.name`, passing the config's hyperparameters it accepts."""
+def build_model(config: ModelConfig, num_classes, feature_dim: int, num_frames: int | None = None):
+    """Builds the model `config.name`, passing the config's hyperparameters it accepts.
+
+    Raises:
+        VidclsError: an unknown name, a bad value, or a key set away from its default
+            that this model does not use (e.g. `model.num_heads` for `bilstm`).
+    """
     cls = model_class(config.name)
     accepted = inspect.signature(cls.__init__).parameters
+    defaults = ModelConfig()
+    unused = [key for key, value in vars(config).items()
+              if key not in accepted and key not in NOT_HYPERPARAMETERS and value != getattr(defaults, key)]
+    if unused:
+        used = sorted(key for key in vars(config) if key in accepted)
+        raise VidclsError(f"model.{', model.'.join(unused)} is not a hyperparameter of {config.name}; "
+                          f"it uses: {', '.join(used)}")
     hyperparameters = {key: value for key, value in vars(config).items() if key in accepted}
     return cls(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                name=config.name, **hyperparameters)
@@ -40,8 +59,9 @@ def rebuild_for_export(model, num_frames: int):
     """
     config = model.get_config()
     config["num_frames"] = num_frames
-    if "unroll" in config:
-        config["unroll"] = True
+    for fixed in ("unroll", "fixed_frames"):  # recurrent models unroll; the transformer fixes T
+        if fixed in config:
+            config[fixed] = True
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:

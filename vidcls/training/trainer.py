@@ -115,7 +115,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
 
     with runtime.strategy.scope():
         num_classes = dict(zip(space, class_counts)) if multi_task else class_counts[0]
-        model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1])
+        model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1], num_frames=feature_shape[0])
         adapt_normalization(model, train_set.features)
         losses = [_loss(train_config, train_set.labels[:, column], count) for column, count in enumerate(class_counts)]
         model.compile(
