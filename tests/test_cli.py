@@ -67,7 +67,7 @@ def test_bad_input_is_a_one_line_error_with_exit_2(argv, message, capsys, tmp_pa
 
 def test_unknown_model_names_the_choices(cache_dir, tmp_path, capsys):
     assert main(["train", "--cache-dir", str(cache_dir), "--run-dir", str(tmp_path / "r"), "--model", "gpt"]) == 2
-    assert "Unknown model 'gpt'; choose one of: attention_lstm, mean_pool" in capsys.readouterr().err
+    assert "Unknown model 'gpt'; choose one of: attention_lstm, bilstm, gru, transformer, mean_pool" in capsys.readouterr().err
 
 
 def test_empty_data_dir(tmp_path, capsys):

@@ -119,7 +119,7 @@ TRAIN_FLAGS = {
     "warmup_epochs": "train.warmup_epochs", "mixed_precision": "train.mixed_precision",
     "xla": "train.xla", "use_focal_loss": "train.use_focal_loss",
     "use_class_weights": "train.use_class_weights", "label_smoothing": "train.label_smoothing",
-    "seed": "train.seed", "targets": "data.targets",
+    "seed": "train.seed", "targets": "data.targets", "init_from": "model.init_from",
 }
 
 
@@ -127,7 +127,9 @@ def _add_train(commands) -> None:
     command = commands.add_parser("train", help="train a temporal classifier on a feature cache")
     command.add_argument("--cache-dir", help="the cache written by vidcls extract (or data.cache_dir in --config)")
     command.add_argument("--run-dir", required=True)
-    command.add_argument("--model", help="attention_lstm (default) or mean_pool")
+    command.add_argument("--model", help="attention_lstm (default), bilstm, gru, transformer or mean_pool")
+    command.add_argument("--init-from", metavar="RUN_DIR",
+                         help="start from a trained run's weights (same model; any frame count: train on few frames, then many)")
     command.add_argument("--epochs", type=int)
     command.add_argument("--batch-size", type=int, help="global batch size, split across replicas")
     command.add_argument("--learning-rate", type=float)

@@ -38,6 +38,9 @@ class TrainResult:
     best_val_accuracy: float | None
     seconds: float
     parameters: int
+    trainable_parameters: int | None = None
+    flops_per_clip: int | None = None
+    initialised_from: str | None = None
     already_done: bool = False
 
     def to_dict(self) -> dict:
@@ -64,6 +67,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     space = build_label_space(cache.entries, config.data.targets, str(cache.root))
     splits = _load_or_make_splits(run, cache, config)
     _check_options(config, space)
+    _check_model(config, space, cache)
     # Written only now: a run refused above leaves nothing that would block a corrected one.
     run.root.mkdir(parents=True, exist_ok=True)
     save_config(config, run.config_path)
@@ -92,6 +96,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     import keras
 
     from vidcls.models import adapt_normalization, build_model
+    from vidcls.models.summary import describe_model
     from vidcls.training.callbacks import EpochSync, LearningRateLogger, ThroughputLogger
 
     train_config: TrainConfig = config.train
@@ -116,7 +121,10 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     with runtime.strategy.scope():
         num_classes = dict(zip(space, class_counts)) if multi_task else class_counts[0]
         model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1], num_frames=feature_shape[0])
-        adapt_normalization(model, train_set.features)
+        if config.model.init_from:
+            _initialise_from(model, config.model.init_from)  # its feature statistics too
+        else:
+            adapt_normalization(model, train_set.features)
         losses = [_loss(train_config, train_set.labels[:, column], count) for column, count in enumerate(class_counts)]
         model.compile(
             optimizer=_optimizer(train_config, steps_per_epoch),
@@ -124,6 +132,10 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
             metrics=({target: [_accuracy()] for target in space} if multi_task else [_accuracy()]),
             jit_compile=runtime.jit_compile,
         )
+    summary = describe_model(model, feature_shape[0])
+    logger.info("%s: %s parameters (%s trainable), %.1f MFLOPs per clip of %d frames", config.model.name,
+                f"{summary['parameters']:,}", f"{summary['trainable_parameters']:,}", summary["flops_per_clip"] / 1e6,
+                feature_shape[0])
     monitor = "val_loss" if has_val else "loss"
     callbacks = [
         EpochSync(train_source),
@@ -139,7 +151,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
                         callbacks=callbacks, shuffle=False, verbose=_verbosity(progress))
-    result = _result(run, time.perf_counter() - started, model.count_params())
+    result = _result(run, time.perf_counter() - started, summary, config.model.init_from or None)
     atomic_write_json(run.result_path, result.to_dict())
     return result
 
@@ -204,6 +216,31 @@ def _check_options(config: ExperimentConfig, space: LabelSpace) -> None:
             raise VidclsError(f"train.class_weights names the classes of one target, but data.targets is {list(space)}; "
                               "use balanced class weights (train.use_class_weights alone) with several targets")
         explicit_class_weights(config.train.class_weights, next(iter(space.values())))
+
+
+def _check_model(config: ExperimentConfig, space: LabelSpace, cache: FeatureCache) -> None:
+    """Builds the model once, so a bad hyperparameter or an incompatible --init-from run
+    fails before the run directory is written."""
+    from vidcls.models import build_model
+    from vidcls.models.transfer import check_source_run
+
+    counts = [len(names) for names in space.values()]
+    num_classes = dict(zip(space, counts)) if len(space) > 1 else counts[0]
+    build_model(config.model, num_classes=num_classes, feature_dim=cache.feature_shape[1],
+                num_frames=cache.feature_shape[0])
+    if config.model.init_from:
+        check_source_run(config.model.init_from, config.model.name, space, cache.info)
+
+
+def _initialise_from(model, source_dir: str) -> None:
+    from vidcls.models import load_model
+    from vidcls.models.transfer import transfer_weights
+    from vidcls.run_dir import RunDir
+
+    source = load_model(RunDir(source_dir).best_model_path)
+    resampled = transfer_weights(source, model)
+    logger.info("initialised from %s (%d frames)%s", source_dir, source.num_frames or 0,
+                f"; positional table resampled in {', '.join(resampled)}" if resampled else "")
 
 
 def _fits_in_memory(config: ExperimentConfig, cache: FeatureCache, num_clips: int) -> bool:
@@ -273,7 +310,7 @@ def _check_existing_run(run: RunDir, config: ExperimentConfig) -> TrainResult | 
     return None
 
 
-def _result(run: RunDir, seconds: float, parameters: int) -> TrainResult:
+def _result(run: RunDir, seconds: float, summary: dict, initialised_from: str | None) -> TrainResult:
     # history.csv, not fit()'s return value: after a resume it holds every epoch.
     with run.history_path.open() as handle:
         rows = list(csv.DictReader(handle))
@@ -285,7 +322,10 @@ def _result(run: RunDir, seconds: float, parameters: int) -> TrainResult:
         best_val_loss=float(best["val_loss"]) if best else None,
         best_val_accuracy=_val_accuracy(best) if best else None,
         seconds=seconds,
-        parameters=int(parameters),
+        parameters=summary["parameters"],
+        trainable_parameters=summary["trainable_parameters"],
+        flops_per_clip=summary["flops_per_clip"],
+        initialised_from=initialised_from,
     )
 
 

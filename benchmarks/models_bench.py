@@ -1,0 +1,133 @@
+"""Every temporal model on the same synthetic cache: accuracy, size, cost and speed.
+
+    python benchmarks/models_bench.py [--work-dir DIR] [--epochs 30] [--videos 240]
+
+Synthetic videos whose classes differ only in the order of frames (grow / shrink,
+blue -> red / red -> blue) are embedded once with a random-init ResNet50 at 16 frames and
+at 8 frames. Each model trains on the 16-frame cache with the same recipe; the table has
+test accuracy, parameters, FLOPs per clip and training samples/s (epochs after the first,
+which includes tracing). Then frame-count transfer: a transformer trained on 8 frames
+starts a 16-frame one (`--init-from`), which is compared with the from-scratch 16-frame
+transformer on how many epochs each needs to reach the from-scratch run's best
+validation accuracy.
+
+Prints one JSON line; writes models_bench.json and models_bench.md in the work dir.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+MODELS = ("attention_lstm", "bilstm", "gru", "transformer", "mean_pool")
+FEATURES = dict(backbone="resnet50", weights="none", image_size=112, batch_size=64)
+
+
+def build_caches(work: Path, videos: int) -> dict[int, Path]:
+    from vidcls.config import FeatureConfig
+    from vidcls.data import synthesize
+    from vidcls.features import extract
+
+    video_dir = work / "videos"
+    if not video_dir.is_dir():
+        synthesize(video_dir, num_videos=videos, seed=0)
+    caches = {}
+    for frames in (16, 8):
+        caches[frames] = work / f"cache_{frames}"
+        extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(caches[frames]), num_frames=frames, **FEATURES))
+    return caches
+
+
+def train_and_score(cache: Path, run_dir: Path, name: str, epochs: int, **extra) -> dict:
+    from vidcls.config import ExperimentConfig
+    from vidcls.evaluation import evaluate
+    from vidcls.training import train
+
+    config = ExperimentConfig().replace({
+        "data.cache_dir": str(cache), "model.name": name, "train.epochs": epochs, "train.batch_size": 16,
+        # Every run sees every epoch, so epochs-to-accuracy can be compared.
+        "train.early_stopping_patience": epochs, **extra})
+    result = train(config, run_dir)
+    with (run_dir / "history.csv").open() as handle:
+        history = list(csv.DictReader(handle))
+    rates = [float(row["samples_per_second"]) for row in history[1:]] or [float(history[0]["samples_per_second"])]
+    return {
+        "model": name,
+        "test_accuracy": round(evaluate(run_dir, "test")["accuracy"], 4),
+        "best_val_accuracy": result.best_val_accuracy,
+        "parameters": result.parameters,
+        "mflops_per_clip": round(result.flops_per_clip / 1e6, 2),
+        "train_samples_per_s": round(sum(rates) / len(rates), 1),
+        "train_seconds": round(result.seconds, 1),
+        "val_accuracy_by_epoch": [float(row["val_accuracy"]) for row in history],
+    }
+
+
+def epochs_to_reach(curve: list[float], target: float) -> int | None:
+    """1-based epoch at which `curve` first reaches `target`, or None."""
+    return next((epoch for epoch, value in enumerate(curve, start=1) if value >= target - 1e-9), None)
+
+
+def markdown(rows: list[dict], transfer: dict) -> str:
+    lines = ["| model | test accuracy | parameters | MFLOPs / clip | train samples/s |", "|---|---|---|---|---|"]
+    for row in rows:
+        lines.append(f"| {row['model']} | {row['test_accuracy']:.3f} | {row['parameters']:,} | "
+                     f"{row['mflops_per_clip']:.1f} | {row['train_samples_per_s']:.0f} |")
+    lines += ["", f"Frame-count transfer (transformer, 8 -> 16 frames): target = from-scratch best val accuracy "
+              f"{transfer['target_val_accuracy']:.3f}; epochs to reach it: from scratch "
+              f"{transfer['epochs_from_scratch']}, from the 8-frame run {transfer['epochs_with_init_from']} "
+              f"(test accuracy {transfer['init_from_test_accuracy']:.3f})."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work-dir", help="where videos, caches and runs go (default: a temporary folder)")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--videos", type=int, default=240)
+    args = parser.parse_args()
+    work = Path(args.work_dir or tempfile.mkdtemp(prefix="vidcls_models_bench_"))
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    caches = build_caches(work, args.videos)
+    rows = [train_and_score(caches[16], work / "runs" / name, name, args.epochs) for name in MODELS]
+    scratch = next(row for row in rows if row["model"] == "transformer")
+    short = train_and_score(caches[8], work / "runs" / "transformer_8", "transformer", args.epochs)
+    warm = train_and_score(caches[16], work / "runs" / "transformer_16_from_8", "transformer", args.epochs,
+                           **{"model.init_from": str(work / "runs" / "transformer_8")})
+    target = max(scratch["val_accuracy_by_epoch"])
+    transfer = {
+        "target_val_accuracy": target,
+        "epochs_from_scratch": epochs_to_reach(scratch["val_accuracy_by_epoch"], target),
+        "epochs_with_init_from": epochs_to_reach(warm["val_accuracy_by_epoch"], target),
+        "init_from_test_accuracy": warm["test_accuracy"],
+        "eight_frame_test_accuracy": short["test_accuracy"],
+    }
+    transfer["fewer_epochs"] = (transfer["epochs_with_init_from"] is not None
+                                and transfer["epochs_with_init_from"] < transfer["epochs_from_scratch"])
+    mean_pool = next(row for row in rows if row["model"] == "mean_pool")["test_accuracy"]
+    report = {
+        "benchmark": "models", "videos": args.videos, "epochs": args.epochs, "models": rows, "transfer": transfer,
+        "temporal_margin_over_mean_pool": {row["model"]: round(row["test_accuracy"] - mean_pool, 4)
+                                           for row in rows if row["model"] != "mean_pool"},
+        "seconds": round(time.perf_counter() - started, 1),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    }
+    (work / "models_bench.json").write_text(json.dumps(report, indent=2))
+    (work / "models_bench.md").write_text(markdown(rows, transfer))
+    print(markdown(rows, transfer), file=sys.stderr)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
