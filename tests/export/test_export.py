@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pytest
 from ai_edge_litert.interpreter import Interpreter
 
 from vidcls.export import export
@@ -22,8 +23,18 @@ def test_tflite_matches_keras_with_builtin_ops_only(trained_run):
     assert metadata["inputs"]["features"]["shape"] == [1, 8, 2048] and metadata["inputs"]["mask"]["shape"] == [1, 8]
     assert metadata["backbone"] == "resnet50"
 
-    # The file on disk runs on its own in the LiteRT interpreter, inputs by name.
+    # The file on disk runs on its own in the LiteRT interpreter, inputs by name, and
+    # agrees with the trained model as loaded from best.keras.
     runner = Interpreter(model_path=str(out / variant["path"])).get_signature_runner()
+    from vidcls.features import FeatureCache
+    from vidcls.models import load_model
+
+    cache = FeatureCache(json.loads((trained_run / "features.json").read_text())["cache_dir"])
+    clips = np.stack([cache.load_features(entry) for entry in cache.entries[:6]]).astype(np.float32)
+    trained = np.asarray(load_model(trained_run / "best.keras")([clips, np.ones((6, 8), np.float32)]))
+    exported = np.concatenate([next(iter(runner(features=clip[None], mask=np.ones((1, 8), np.float32)).values()))
+                               for clip in clips])
+    np.testing.assert_allclose(exported, trained, atol=1e-4)
     features = np.random.default_rng(0).normal(size=(1, 8, 2048)).astype(np.float32)
     full = next(iter(runner(features=features, mask=np.ones((1, 8), np.float32)).values()))
     assert full.shape == (1, 4) and abs(full.sum() - 1) < 1e-5
@@ -32,3 +43,21 @@ def test_tflite_matches_keras_with_builtin_ops_only(trained_run):
     junk[0, 5:] = 1e3
     np.testing.assert_allclose(next(iter(runner(features=junk, mask=mask).values())),
                                next(iter(runner(features=features, mask=mask).values())), atol=1e-6)
+
+
+@pytest.mark.parametrize("name, hyperparameters", [
+    ("bilstm", {"model.hidden_units": 8}),
+    ("gru", {"model.hidden_units": 8, "model.pooling": "mean"}),
+    ("transformer", {"model.hidden_units": 8, "model.num_heads": 2, "model.mlp_units": 16}),
+    ("mean_pool", {}),
+])
+def test_every_model_trains_and_exports_to_a_matching_tflite_file(name, hyperparameters, cache_dir, tmp_path):
+    from vidcls.config import ExperimentConfig
+    from vidcls.training import train
+
+    run_dir = tmp_path / name
+    train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "model.name": name, "train.epochs": 1,
+                                      "train.batch_size": 4, "model.adapter_units": 16, **hyperparameters}), run_dir)
+    variant = export(run_dir)["variants"][0]
+    assert variant["top1_agreement"] == 1.0 and variant["max_abs_diff"] < 1e-4, variant
+    assert not [op for op in variant["ops"] if op.startswith("Flex") or op == "CUSTOM"]

@@ -33,7 +33,14 @@ def test_positions_are_resampled_at_the_same_moments_of_the_clip():
 
 def test_transfer_copies_every_weight_and_resamples_only_positions():
     source, target = _transformer(8), _transformer(16)
+    source.get_layer("feature_normalization").adapt(3 + 5 * np.random.default_rng(0).normal(size=(20, 8, 12)))
     assert transfer_weights(source, target) == ["positional_embedding"]
+    # At the same T the copy computes what the source does: the copied statistics are the
+    # ones used (Normalization caches them as tensors).
+    same = _transformer(8)
+    transfer_weights(source, same)
+    x = [3 + 5 * np.random.default_rng(1).normal(size=(2, 8, 12)).astype(np.float32), np.ones((2, 8), np.float32)]
+    np.testing.assert_allclose(np.asarray(same(x)), np.asarray(source(x)), atol=1e-5)
     for mine, theirs in zip(target.weights, source.weights):
         if "positional_embedding" in mine.path:
             np.testing.assert_allclose(mine.numpy(), interpolate_positions(theirs.numpy(), 16))

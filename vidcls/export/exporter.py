@@ -35,7 +35,8 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
     features_info = run.features()
     fingerprint = features_info["fingerprint"]
     num_frames, feature_dim = int(fingerprint["num_frames"]), int(fingerprint["feature_dim"])
-    model = rebuild_for_export(load_model(run.best_model_path), num_frames)
+    trained = load_model(run.best_model_path)
+    model = rebuild_for_export(trained, num_frames)
     out = run.export_dir
     out.mkdir(parents=True, exist_ok=True)
 
@@ -51,7 +52,8 @@ def export(run_dir: str | Path, parity_samples: int = 256) -> dict:
 
     space = run.label_space()
     samples, masks = _parity_features(run, features_info, parity_samples, space)
-    reference = outputs_by_target(model.predict([samples, masks], verbose=0), space)
+    # Against the trained model itself, not the rebuild: the file must agree with what was trained.
+    reference = outputs_by_target(trained.predict([samples, masks], verbose=0), space)
     variant = {"name": "float32", "path": FLOAT_TFLITE, "size_bytes": tflite_path.stat().st_size,
                **_check_tflite(tflite_path, samples, masks, reference)}
     for target, names in space.items():

@@ -73,7 +73,17 @@ def rebuild_for_export(model, num_frames: int):
     finally:
         keras.config.set_dtype_policy(previous)
     rebuilt.set_weights(model.get_weights())
+    finalize_layers(rebuilt)
     return rebuilt
+
+
+def finalize_layers(model) -> None:
+    """Makes layers that cache state derived from their variables (Normalization keeps its
+    mean and variance as tensors made from them) rebuild it after `set_weights` or
+    `assign`; otherwise the copy would still normalise with the statistics it was built with."""
+    for layer in model._flatten_layers(include_self=False):
+        if hasattr(layer, "finalize_state"):
+            layer.finalize_state()
 
 
 def load_model(path):

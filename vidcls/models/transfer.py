@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from vidcls.errors import VidclsError
+from vidcls.models.registry import finalize_layers
 from vidcls.models.transformer import PositionalEmbedding
 
 # Cache fingerprint keys that must agree between the source run and the new cache (the
@@ -69,6 +70,7 @@ def transfer_weights(source, target) -> list[str]:
                 value = interpolate_positions(value, mine.shape[0])
                 resampled.append(layer.name)
             mine.assign(value)
+    finalize_layers(target)
     return resampled
 
 
