@@ -60,7 +60,9 @@ def train_and_score(cache: Path, run_dir: Path, name: str, epochs: int, **extra)
     result = train(config, run_dir)
     with (run_dir / "history.csv").open() as handle:
         history = list(csv.DictReader(handle))
-    rates = [float(row["samples_per_second"]) for row in history[1:]] or [float(history[0]["samples_per_second"])]
+    with (run_dir / "timing.csv").open() as handle:
+        timing = list(csv.DictReader(handle))
+    rates = [float(row["samples_per_second"]) for row in timing[1:]] or [float(timing[0]["samples_per_second"])]
     return {
         "model": name,
         "test_accuracy": round(evaluate(run_dir, "test")["accuracy"], 4),

@@ -114,12 +114,14 @@ def _extract(args) -> int:
 
 # Flags of `vidcls train` and the config keys they set.
 TRAIN_FLAGS = {
-    "cache_dir": "data.cache_dir", "model": "model.name", "epochs": "train.epochs",
-    "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
-    "warmup_epochs": "train.warmup_epochs", "mixed_precision": "train.mixed_precision",
-    "xla": "train.xla", "use_focal_loss": "train.use_focal_loss",
+    "cache_dir": "data.cache_dir", "targets": "data.targets", "model": "model.name", "init_from": "model.init_from",
+    "epochs": "train.epochs", "batch_size": "train.batch_size", "learning_rate": "train.learning_rate",
+    "weight_decay": "train.weight_decay", "warmup_epochs": "train.warmup_epochs", "gradient_clip": "train.gradient_clip",
+    "grad_accum_steps": "train.grad_accum_steps", "precision": "train.precision", "xla": "train.xla",
+    "use_focal_loss": "train.use_focal_loss", "focal_gamma": "train.focal_gamma", "focal_alpha": "train.focal_alpha",
     "use_class_weights": "train.use_class_weights", "label_smoothing": "train.label_smoothing",
-    "seed": "train.seed", "targets": "data.targets", "init_from": "model.init_from",
+    "early_stopping_patience": "train.early_stopping_patience", "seed": "train.seed",
+    "deterministic": "train.deterministic", "devices": "train.devices", "checkpoint_every": "train.checkpoint_every",
 }
 
 
@@ -127,34 +129,67 @@ def _add_train(commands) -> None:
     command = commands.add_parser("train", help="train a temporal classifier on a feature cache")
     command.add_argument("--cache-dir", help="the cache written by vidcls extract (or data.cache_dir in --config)")
     command.add_argument("--run-dir", required=True)
-    command.add_argument("--model", help="attention_lstm (default), bilstm, gru, transformer or mean_pool")
-    command.add_argument("--init-from", metavar="RUN_DIR",
-                         help="start from a trained run's weights (same model; any frame count: train on few frames, then many)")
-    command.add_argument("--epochs", type=int)
-    command.add_argument("--batch-size", type=int, help="global batch size, split across replicas")
-    command.add_argument("--learning-rate", type=float)
-    command.add_argument("--warmup-epochs", type=int)
-    command.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
-                         help="mixed_float16 (pays off on GPUs; slower on CPU)")
-    command.add_argument("--xla", action="store_true", default=None, help="compile training steps with XLA")
-    command.add_argument("--use-focal-loss", action="store_true", default=None)
-    command.add_argument("--use-class-weights", action="store_true", default=None,
-                         help="balanced class weights, applied as per-sample weights")
-    command.add_argument("--label-smoothing", type=float)
-    command.add_argument("--targets", help="manifest keys to predict, one output head each: label (default), "
-                         "or verb,noun for EPIC-style clips")
-    command.add_argument("--seed", type=int)
-    command.add_argument("--config", help="YAML file with data/model/train/export sections")
+    command.add_argument("--resume", action="store_true",
+                         help="continue the interrupted run in --run-dir with its own config.yaml (no other flags needed)")
+    command.add_argument("--config", help="YAML file with data/model/train/augment/export sections")
     command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override any config key, e.g. --set train.weight_decay=1e-3 (repeatable)")
+    data = command.add_argument_group("data and model")
+    data.add_argument("--targets", help="manifest keys to predict, one output head each: label (default), "
+                      "or verb,noun for EPIC-style clips")
+    data.add_argument("--model", help="attention_lstm (default), bilstm, gru, transformer or mean_pool")
+    data.add_argument("--init-from", metavar="RUN_DIR",
+                      help="start from a trained run's weights (same model; any frame count: train on few frames, then many)")
+    optimisation = command.add_argument_group("optimisation")
+    optimisation.add_argument("--epochs", type=int)
+    optimisation.add_argument("--batch-size", type=int, help="global batch size, split across replicas")
+    optimisation.add_argument("--learning-rate", type=float, help="peak rate, after warmup")
+    optimisation.add_argument("--weight-decay", type=float, help="AdamW's decoupled weight decay")
+    optimisation.add_argument("--warmup-epochs", type=int, help="linear warmup, then cosine decay to 0")
+    optimisation.add_argument("--gradient-clip", type=float, help="global gradient norm clip (0: off)")
+    optimisation.add_argument("--grad-accum-steps", type=int, help="average the gradients of N batches per update")
+    optimisation.add_argument("--early-stopping-patience", type=int, help="epochs without a better val loss")
+    optimisation.add_argument("--seed", type=int)
+    losses = command.add_argument_group("loss and imbalance")
+    losses.add_argument("--use-focal-loss", action="store_true", default=None)
+    losses.add_argument("--focal-gamma", type=float)
+    losses.add_argument("--focal-alpha", type=float)
+    losses.add_argument("--use-class-weights", action="store_true", default=None,
+                        help="balanced class weights, applied as per-sample weights")
+    losses.add_argument("--label-smoothing", type=float)
+    runtime = command.add_argument_group("devices, precision, checkpoints")
+    runtime.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                         help="mixed_float16 (pays off on GPUs; slower on CPU)")
+    runtime.add_argument("--precision", help="float32 | float16 | bfloat16 (mixed_float16 / mixed_bfloat16)")
+    runtime.add_argument("--xla", action="store_true", default=None, help="compile training steps with XLA")
+    runtime.add_argument("--devices", type=int,
+                         help="replicas: the first N GPUs (default: all), or without GPUs N logical CPU devices")
+    runtime.add_argument("--deterministic", action="store_true", default=None,
+                         help="deterministic ops: the same --seed gives the same history.csv")
+    runtime.add_argument("--checkpoint-every", type=int, metavar="N", help="also keep checkpoints/epoch_NNN.keras every N epochs")
     command.set_defaults(handler=_train)
 
 
 def _train(args) -> int:
     from vidcls.config import load_experiment_config
+    from vidcls.run_dir import RunDir
 
     flags = {key: getattr(args, name) for name, key in TRAIN_FLAGS.items()}
-    config = load_experiment_config(args.config, flags, args.set)
+    if args.mixed_precision is not None:
+        if args.precision is not None:
+            raise VidclsError("Expected --mixed-precision / --no-mixed-precision or --precision, not both")
+        flags["train.precision"] = "mixed_float16" if args.mixed_precision else "float32"
+    if args.precision is not None:
+        from vidcls.training.runtime import normalise_precision
+
+        flags["train.precision"] = normalise_precision(args.precision)
+    base = None
+    if args.resume:
+        run = RunDir(args.run_dir)
+        if not run.config_path.is_file():
+            raise VidclsError(f"--resume: {run.root} holds no run to resume ({run.config_path} is missing)")
+        base = run.config()
+    config = load_experiment_config(args.config, flags, args.set, base=base)
     if not config.data.cache_dir:
         raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
     from vidcls.training import train

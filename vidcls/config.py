@@ -101,10 +101,14 @@ class TrainConfig:
     use_class_weights: bool = False
     class_weights: Optional[dict] = None  # explicit {class: weight}; None: "balanced" when use_class_weights
     focal_alpha_balanced: bool = False  # focal alpha per class from inverse class frequencies
-    mixed_precision: bool = False
-    xla: bool = False
+    precision: str = "float32"  # float32 | mixed_float16 (--mixed-precision) | mixed_bfloat16 (--precision bfloat16)
+    xla: bool = False  # jit_compile the training step (falls back, with a message, where XLA cannot run)
+    grad_accum_steps: int = 1  # apply the averaged gradients of this many batches at once
     early_stopping_patience: int = 10
     seed: int = 42
+    deterministic: bool = False  # deterministic TensorFlow ops: the same seed gives the same history.csv
+    devices: int = 0  # 0: every GPU (else the CPU); N: the first N GPUs, or N logical CPU devices without GPUs
+    checkpoint_every: int = 0  # also keep checkpoints/epoch_NNN.keras every N epochs (0: only best.keras)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -162,9 +166,11 @@ def load_experiment_config(
     config_file: str | None = None,
     flags: dict[str, Any] | None = None,
     overrides: list[str] | None = None,
+    base: ExperimentConfig | None = None,
 ) -> ExperimentConfig:
-    """Builds the run configuration from defaults, a YAML file, flags and `--set` items."""
-    config = ExperimentConfig()
+    """Builds the run configuration from defaults (or `base`, e.g. a run's own config
+    when resuming), a YAML file, flags and `--set` items."""
+    config = base or ExperimentConfig()
     if config_file:
         config = config.replace(_flatten_yaml(config_file), source=config_file)
     if flags:

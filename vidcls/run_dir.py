@@ -27,6 +27,8 @@ class RunDir:
     result_path = property(lambda self: self.root / "result.json")
     best_model_path = property(lambda self: self.root / "best.keras")
     history_path = property(lambda self: self.root / "history.csv")
+    timing_path = property(lambda self: self.root / "timing.csv")  # seconds and samples/s per epoch
+    checkpoints_dir = property(lambda self: self.root / "checkpoints")
     backup_dir = property(lambda self: self.root / "backup")
     tensorboard_dir = property(lambda self: self.root / "tensorboard")
     eval_dir = property(lambda self: self.root / "eval")

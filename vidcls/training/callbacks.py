@@ -1,14 +1,19 @@
-"""Callbacks that add the learning rate and throughput to each epoch's logs.
+"""Callbacks vidcls adds to Keras's: learning rate and throughput per epoch, the epoch for
+the batch source, periodic checkpoints, and TensorBoard's hparams and per-class recall.
 
-They must run before CSVLogger and TensorBoard in the callback list, which then record
-the added keys like any metric.
+LearningRateLogger must run before CSVLogger and TensorBoard in the callback list, which
+then record the learning rate like any metric.
 """
 
 from __future__ import annotations
 
+import csv
+import json
 import time
+from pathlib import Path
 
 import keras
+import numpy as np
 
 
 class LearningRateLogger(keras.callbacks.Callback):
@@ -20,25 +25,35 @@ class LearningRateLogger(keras.callbacks.Callback):
 
 
 class ThroughputLogger(keras.callbacks.Callback):
-    """Adds `epoch_seconds` and `samples_per_second` (training samples only) to the logs.
+    """Adds `epoch_seconds` and `samples_per_second` (training samples only) to the logs
+    (so TensorBoard shows them) and appends them to `path` (timing.csv).
 
     Args:
         num_samples: training samples seen per epoch.
+        path: the CSV file, one row per epoch.
     """
 
-    def __init__(self, num_samples: int):
+    def __init__(self, num_samples: int, path: Path):
         super().__init__()
         self.num_samples = num_samples
+        self.path = Path(path)
         self._started = 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._started
+        rate = self.num_samples / seconds if seconds > 0 else 0.0
         if logs is not None:
-            seconds = time.perf_counter() - self._started
             logs["epoch_seconds"] = seconds
-            logs["samples_per_second"] = self.num_samples / seconds if seconds > 0 else 0.0
+            logs["samples_per_second"] = rate
+        new = not self.path.is_file()
+        with self.path.open("a", newline="") as handle:
+            writer = csv.writer(handle)
+            if new:
+                writer.writerow(["epoch", "epoch_seconds", "samples_per_second"])
+            writer.writerow([epoch, f"{seconds:.4f}", f"{rate:.1f}"])
 
 
 class EpochSync(keras.callbacks.Callback):
@@ -55,3 +70,138 @@ class EpochSync(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.source.epoch = epoch
+
+
+class PeriodicCheckpoint(keras.callbacks.Callback):
+    """Saves the model as `directory/epoch_NNN.keras` after every `every`-th epoch
+    (written to a temporary name, then renamed, so a kill never leaves half a file)."""
+
+    def __init__(self, directory: Path, every: int):
+        super().__init__()
+        self.directory = Path(directory)
+        self.every = every
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"epoch_{epoch + 1:03d}.keras"
+        partial = path.with_name(f".{path.stem}.partial.keras")
+        self.model.save(partial)
+        partial.replace(path)
+
+
+class TensorBoardExtras(keras.callbacks.Callback):
+    """Writes the run's hyperparameters (HParams dashboard) when training starts, and each
+    target's per-class recall on the validation split after every epoch.
+
+    Args:
+        log_dir: the run's tensorboard/ folder.
+        config: the `ExperimentConfig`.
+        val_data: the validation dataset (in clip order), or None.
+        val_labels: `[N, targets]` class indices of the validation clips.
+        space: `{target: class names}`.
+    """
+
+    def __init__(self, log_dir: Path, config, val_data, val_labels: np.ndarray | None, space: dict):
+        super().__init__()
+        self.log_dir = Path(log_dir)
+        self.config = config
+        self.val_data = val_data
+        self.val_labels = val_labels
+        self.space = space
+        self._writer = None
+
+    def on_train_begin(self, logs=None):
+        import tensorflow as tf
+        from tensorboard.plugins.hparams import api as hparams
+
+        with tf.summary.create_file_writer(str(self.log_dir / "hparams")).as_default():
+            hparams.hparams(_flat_hyperparameters(self.config.to_dict()), trial_id=str(self.log_dir.parent))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.val_data is None:
+            return
+        import tensorflow as tf
+
+        outputs = self.model.predict(self.val_data, verbose=0)
+        if not isinstance(outputs, dict):
+            outputs = {next(iter(self.space)): outputs}
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "validation_per_class"))
+        with self._writer.as_default(step=epoch):
+            for column, (target, names) in enumerate(self.space.items()):
+                predicted = np.asarray(outputs[target]).argmax(axis=1)
+                truth = self.val_labels[:, column]
+                prefix = "recall" if len(self.space) == 1 else f"recall_{target}"
+                for index, name in enumerate(names):
+                    members = truth == index
+                    if members.any():
+                        tf.summary.scalar(f"{prefix}/{name}", float(np.mean(predicted[members] == index)))
+        self._writer.flush()
+
+    def on_train_end(self, logs=None):
+        if self._writer is not None:
+            self._writer.close()
+
+
+def _flat_hyperparameters(config: dict) -> dict:
+    """`{"train.learning_rate": 0.001, ...}` with values TensorBoard accepts (lists and
+    mappings as JSON text; unset values left out)."""
+    flat = {}
+    for section, values in config.items():
+        for key, value in values.items():
+            if value is None:
+                continue
+            flat[f"{section}.{key}"] = value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+    return flat
+
+
+class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore, made safe against a kill at any instant.
+
+    Keras overwrites one weights file in place and then its epoch file: a SIGKILL during
+    the write leaves a truncated file that cannot be resumed from (measured: "truncated
+    file: eof = 96"), and one between the two writes pairs new weights with the old epoch.
+    Here each backup is a new file `epoch_NNNN.weights.h5`, written under a temporary name
+    and renamed; then `training_metadata.json` is replaced atomically to point at it; only
+    then are older backups deleted. Whatever instant the kill hits, the metadata names a
+    complete file of the epoch it records.
+
+    Args:
+        backup_dir: the run's backup/ folder.
+    """
+
+    def __init__(self, backup_dir: Path):
+        super().__init__(str(backup_dir), double_checkpoint=False)
+
+    @staticmethod
+    def resumed_epoch(backup_dir: Path) -> int:
+        """The epoch a run in `backup_dir` resumes at (0 without a backup)."""
+        metadata = Path(backup_dir) / "training_metadata.json"
+        return int(json.loads(metadata.read_text())["epoch"]) if metadata.is_file() else 0
+
+    def _save_model(self):
+        from vidcls.fileio import atomic_write_json
+
+        directory = Path(self.backup_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = f"epoch_{self._current_epoch:04d}.weights.h5"
+        partial = directory / f".partial_{name}"
+        self.model.save_weights(str(partial), overwrite=True)
+        partial.replace(directory / name)
+        atomic_write_json(Path(self._training_metadata_path),
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen, "weights": name})
+        for older in directory.glob("*epoch_*.weights.h5"):
+            if older.name != name:
+                older.unlink(missing_ok=True)
+
+    def _load_model(self):
+        metadata = Path(self._training_metadata_path)
+        if not metadata.is_file():
+            return
+        state = json.loads(metadata.read_text())
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)  # its slots are in the file too
+        self.model.load_weights(str(Path(self.backup_dir) / state["weights"]))
+        self.model._initial_epoch = int(state["epoch"])  # how Keras's own callback tells fit() where to start

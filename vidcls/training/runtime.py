@@ -1,18 +1,27 @@
 """Choosing the distribution strategy, numeric precision and XLA for this machine.
 
 Each choice that cannot be honoured here is downgraded with a message that says why,
-instead of failing deep inside TensorFlow.
+instead of failing deep inside TensorFlow. `resolve_runtime` must run before any other
+TensorFlow operation of the process: logical CPU devices and the multi-worker cluster
+can only be set up before TensorFlow starts.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 
 from vidcls.config import TrainConfig
+from vidcls.errors import VidclsError
 
 logger = logging.getLogger("vidcls")
 
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+# Short names accepted by --precision.
+PRECISION_ALIASES = {"float32": "float32", "fp32": "float32", "float16": "mixed_float16", "fp16": "mixed_float16",
+                     "bfloat16": "mixed_bfloat16", "bf16": "mixed_bfloat16"}
 # Measured on the 2-core development CPU (ENVIRONMENT.md): attention-BiLSTM, batch 64.
 CPU_MIXED_PRECISION_SLOWDOWN = "~2x slower"
 
@@ -24,44 +33,157 @@ class Runtime:
     jit_compile: bool
     gpus: int
     notes: list[str] = field(default_factory=list)
+    workers: int = 1
+    worker_index: int = 0
+    is_chief: bool = True
+    deterministic: bool = False
 
     @property
     def replicas(self) -> int:
         return self.strategy.num_replicas_in_sync
 
     def describe(self) -> dict:
+        import tensorflow as tf
+
+        multi_worker = isinstance(self.strategy, tf.distribute.MultiWorkerMirroredStrategy)
         return {
-            "strategy": type(self.strategy).__name__,
+            # MultiWorkerMirroredStrategy's class is CollectiveAllReduceStrategy; say what was asked for.
+            "strategy": "MultiWorkerMirroredStrategy" if multi_worker else type(self.strategy).__name__,
             "replicas": self.replicas,
+            "workers": self.workers,
+            "worker_index": self.worker_index,
             "gpus": self.gpus,
             "precision": self.precision,
             "xla": self.jit_compile,
+            "deterministic": self.deterministic,
             "notes": self.notes,
         }
 
 
+def normalise_precision(value: str) -> str:
+    """`train.precision` or a --precision short name as a Keras dtype policy name."""
+    policy = PRECISION_ALIASES.get(value, value)
+    if policy not in PRECISIONS:
+        raise VidclsError(f"Expected train.precision to be one of {', '.join(PRECISIONS)} (or float16, bfloat16); "
+                          f"received '{value}'")
+    return policy
+
+
 def resolve_runtime(config: TrainConfig) -> Runtime:
-    """Picks MirroredStrategy over all GPUs when there are several, else the default
-    strategy; sets the global dtype policy; decides whether XLA can be used."""
+    """Picks the strategy (MultiWorkerMirroredStrategy when TF_CONFIG is set;
+    MirroredStrategy over several GPUs, or over `devices` logical CPU devices; else the
+    default), sets the global dtype policy, and decides whether XLA can be used."""
     import keras
     import tensorflow as tf
 
+    precision = normalise_precision(config.precision)
+    if config.grad_accum_steps < 1:
+        raise VidclsError(f"Expected train.grad_accum_steps >= 1; received {config.grad_accum_steps}")
+    cluster = _cluster()
     gpus = tf.config.list_physical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     notes = []
-    precision = "float32"
-    if config.mixed_precision:
-        precision = "mixed_float16"
-        if not gpus:
-            notes.append(
-                f"mixed_float16 requested but no GPU is visible: on CPU it runs {CPU_MIXED_PRECISION_SLOWDOWN} "
-                "than float32 (it pays off on GPUs with tensor cores); continuing as asked"
-            )
+    if cluster:
+        if config.devices:
+            notes.append(f"train.devices={config.devices} is ignored under TF_CONFIG: each worker uses all its GPUs (or its CPU)")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        _patch_keras_multi_worker_reduce()
+    else:
+        devices = _devices(config.devices, gpus)
+        strategy = tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.get_strategy()
+    if precision != "float32" and not gpus:
+        notes.append(
+            f"{precision} requested but no GPU is visible: on CPU mixed_float16 runs {CPU_MIXED_PRECISION_SLOWDOWN} "
+            "than float32 (it pays off on GPUs with tensor cores; bfloat16 on TPUs and recent GPUs); continuing as asked"
+        )
     keras.config.set_dtype_policy(precision)
     jit_compile = config.xla
     if jit_compile and strategy.num_replicas_in_sync > 1 and not gpus:
         jit_compile = False
-        notes.append("XLA is not supported with several replicas on CPU devices; training without XLA")
+        notes.append("XLA is not supported with several replicas on CPU devices (TensorFlow cannot place the "
+                     "replicas' variables); training without XLA")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
     for note in notes:
         logger.warning(note)
-    return Runtime(strategy=strategy, precision=precision, jit_compile=jit_compile, gpus=len(gpus), notes=notes)
+    return Runtime(strategy=strategy, precision=precision, jit_compile=jit_compile, gpus=len(gpus), notes=notes,
+                   deterministic=config.deterministic, **(cluster or {}))
+
+
+def _devices(requested: int, gpus: list) -> list[str]:
+    """The devices to mirror over: the first `requested` GPUs (all when 0), or without
+    GPUs, `requested` logical CPU devices."""
+    if requested < 0:
+        raise VidclsError(f"Expected train.devices >= 0 (0: all GPUs); received {requested}")
+    if gpus:
+        count = requested or len(gpus)
+        if count > len(gpus):
+            raise VidclsError(f"--devices {count} asks for more GPUs than the {len(gpus)} visible "
+                              f"({', '.join(gpu.name for gpu in gpus)}); check CUDA_VISIBLE_DEVICES")
+        return [f"/gpu:{index}" for index in range(count)]
+    if requested <= 1:
+        return []
+    _split_cpu(requested)
+    return [f"/cpu:{index}" for index in range(requested)]
+
+
+def _split_cpu(count: int) -> None:
+    import tensorflow as tf
+
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    try:
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+    except RuntimeError:
+        existing = len(tf.config.list_logical_devices("CPU"))
+        if existing != count:
+            raise VidclsError(
+                f"--devices {count}: TensorFlow already started in this process with {existing} CPU device(s); "
+                "logical devices can only be set before it starts (run `vidcls train` in a new process)") from None
+    logger.info("no GPU visible: the CPU is split into %d logical devices, one replica each", count)
+
+
+def _cluster() -> dict | None:
+    """This process's place in the TF_CONFIG cluster, or None without TF_CONFIG."""
+    text = os.environ.get("TF_CONFIG")
+    if not text:
+        return None
+    try:
+        tf_config = json.loads(text)
+        cluster, task = tf_config["cluster"], tf_config["task"]
+        task_type, index = task["type"], int(task["index"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise VidclsError(f"TF_CONFIG is set but is not a cluster spec with a task ({error}); received {text!r}") from None
+    workers = len(cluster.get("chief", [])) + len(cluster.get("worker", []))
+    # The chief writes the run directory: the "chief" task, or worker 0 when there is none.
+    is_chief = task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
+    position = index + (1 if task_type == "worker" and "chief" in cluster else 0)
+    return {"workers": workers, "worker_index": position, "is_chief": is_chief}
+
+
+def _patch_keras_multi_worker_reduce() -> None:
+    """Keras 3.15's training step averages each replica's logs under a multi-worker
+    strategy with `strategy.reduce("MEAN", value, axis=0)`, which fails for the scalar
+    loss and metrics ("Invalid reduction dimension 0 for input with 0 dimensions",
+    keras-team/keras#20585). This wraps Keras's `reduce_per_replica` so that, under
+    MultiWorkerMirroredStrategy only, scalars are averaged across replicas (axis None);
+    everything else goes to Keras's own function."""
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer as keras_trainer
+
+    original = keras_trainer.reduce_per_replica
+    if getattr(original, "_vidcls_patched", False):
+        return
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction not in ("auto", "mean") or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return original(values, strategy, reduction)
+
+        def reduce(value):
+            if not isinstance(value, tf.distribute.DistributedValues):
+                return value
+            rank = strategy.experimental_local_results(value)[0].shape.rank
+            return strategy.reduce("MEAN", value, axis=0 if rank else None)
+
+        return tf.nest.map_structure(reduce, values)
+
+    reduce_per_replica._vidcls_patched = True
+    keras_trainer.reduce_per_replica = reduce_per_replica

@@ -53,13 +53,36 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     Re-running with the same config after a finished run does nothing; after an
     interruption it resumes from the last epoch boundary (`backup/`). A different config
     in an existing run directory is an error rather than a silent mix of two runs.
+
+    Under TF_CONFIG (several workers) the chief writes `run_dir`; every other worker keeps
+    its own checkpoints and logs in `run_dir/workers/worker_<i>/`.
     """
-    run = RunDir(run_dir)
+    import keras
+
+    from vidcls.training.runtime import resolve_runtime
+
+    previous_policy = keras.config.dtype_policy()
+    try:
+        # First: logical devices and the worker cluster must be set before TensorFlow starts.
+        runtime = resolve_runtime(config.train)
+        run = RunDir(run_dir)
+        if not runtime.is_chief:
+            run = RunDir(run.root / "workers" / f"worker_{runtime.worker_index}")
+        return _train(config, run, runtime, progress)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> TrainResult:
+    import keras
+
     finished = _check_existing_run(run, config)
     if finished is not None:
         return finished
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise VidclsError(f"Expected train.epochs >= 1 and train.batch_size >= 1; received {config.train.epochs} and {config.train.batch_size}")
+    if config.train.checkpoint_every < 0:
+        raise VidclsError(f"Expected train.checkpoint_every >= 0 (0: off); received {config.train.checkpoint_every}")
     from vidcls.models import model_class
 
     model_class(config.model.name)  # unknown names fail before loading data
@@ -77,19 +100,9 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
     in_memory = _fits_in_memory(config, cache, len(splits["train"]) + len(splits["val"]))
     train_set = load_labelled_features(cache, splits["train"], space, in_memory)
     val_set = load_labelled_features(cache, splits["val"], space, in_memory)
-
-    import keras
-
-    from vidcls.training.runtime import resolve_runtime
-
     keras.utils.set_random_seed(config.train.seed)
-    previous_policy = keras.config.dtype_policy()
-    try:
-        runtime = resolve_runtime(config.train)
-        _write_env(run, runtime)
-        return _fit(config, run, runtime, train_set, val_set, space, cache.feature_shape, progress)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+    _write_env(run, runtime)
+    return _fit(config, run, runtime, train_set, val_set, space, cache.feature_shape, progress)
 
 
 def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_shape, progress) -> TrainResult:
@@ -97,7 +110,9 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
 
     from vidcls.models import adapt_normalization, build_model
     from vidcls.models.summary import describe_model
-    from vidcls.training.callbacks import EpochSync, LearningRateLogger, ThroughputLogger
+    from vidcls.training.callbacks import (
+        AtomicBackupAndRestore, EpochSync, LearningRateLogger, PeriodicCheckpoint, TensorBoardExtras, ThroughputLogger,
+    )
 
     train_config: TrainConfig = config.train
     multi_task = len(space) > 1
@@ -140,20 +155,59 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     callbacks = [
         EpochSync(train_source),
         LearningRateLogger(),
-        ThroughputLogger(min(steps_per_epoch * train_config.batch_size, train_set.num_clips)),
-        keras.callbacks.BackupAndRestore(str(run.backup_dir)),
-        keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True),
+        # Before the timings are added: history.csv holds only what a seed determines, so
+        # --deterministic runs give identical files; seconds and samples/s go to timing.csv.
+        keras.callbacks.CSVLogger(str(run.history_path), append=True),
+        ThroughputLogger(min(steps_per_epoch * train_config.batch_size, train_set.num_clips), run.timing_path),
+        AtomicBackupAndRestore(run.backup_dir),
+        # After a resume, only a model better than the best so far replaces best.keras.
+        keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True,
+                                        initial_value_threshold=_best_so_far(run, monitor)),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run.history_path), append=True),
         keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False),
+        TensorBoardExtras(run.tensorboard_dir, config, val_data, val_set.labels if has_val else None, space),
     ]
+    if train_config.checkpoint_every:
+        callbacks.append(PeriodicCheckpoint(run.checkpoints_dir, train_config.checkpoint_every))
+    _trim_logs(run, AtomicBackupAndRestore.resumed_epoch(run.backup_dir))
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
                         callbacks=callbacks, shuffle=False, verbose=_verbosity(progress))
     result = _result(run, time.perf_counter() - started, summary, config.model.init_from or None)
     atomic_write_json(run.result_path, result.to_dict())
     return result
+
+
+def _trim_logs(run: RunDir, resume_epoch: int) -> None:
+    """Keeps only the history.csv and timing.csv rows of epochs before `resume_epoch`: a
+    kill after an epoch's row was written but before its backup would otherwise leave
+    that epoch twice once it is trained again."""
+    for path in (run.history_path, run.timing_path):
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            fields, rows = reader.fieldnames, list(reader)
+        kept = [row for row in rows if _number(row.get("epoch")) is not None and int(row["epoch"]) < resume_epoch]
+        if len(kept) == len(rows):
+            continue
+        logger.info("%s: dropping %d row(s) of epochs from %d on, which are trained again", path.name,
+                    len(rows) - len(kept), resume_epoch)
+        with path.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(kept)
+
+
+def _best_so_far(run: RunDir, monitor: str) -> float | None:
+    """The best `monitor` value in history.csv (a resumed run), or None (a new one)."""
+    if not run.history_path.is_file():
+        return None
+    with run.history_path.open() as handle:
+        values = [_number(row.get(monitor)) for row in csv.DictReader(handle)]
+    values = [value for value in values if value is not None]
+    return min(values) if values else None
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -171,6 +225,8 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int):
     return keras.optimizers.AdamW(
         learning_rate=schedule, weight_decay=config.weight_decay,
         global_clipnorm=config.gradient_clip if config.gradient_clip > 0 else None,
+        # Keras counts the schedule in batches either way; the update is the mean over the batches.
+        gradient_accumulation_steps=config.grad_accum_steps if config.grad_accum_steps > 1 else None,
     )
 
 
