@@ -28,6 +28,8 @@ from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
 
 logger = logging.getLogger("vidcls")
+# On CPU, recurrent models over at most this many frames train with their loop unrolled.
+CPU_UNROLL_FRAMES = 64
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,8 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
 
     with runtime.strategy.scope():
         num_classes = dict(zip(space, class_counts)) if multi_task else class_counts[0]
-        model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1], num_frames=feature_shape[0])
+        model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1], num_frames=feature_shape[0],
+                            unroll_up_to=0 if runtime.gpus else CPU_UNROLL_FRAMES)
         if config.model.init_from:
             _initialise_from(model, config.model.init_from)  # its feature statistics too
         else:
