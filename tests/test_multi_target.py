@@ -140,3 +140,21 @@ def test_a_verb_noun_run_trains_evaluates_exports_and_predicts(verb_noun_run, vi
     assert result["label"] == f"{verb['label']}/{noun['label']}"
     assert result["score"] == pytest.approx(verb["score"] * noun["score"])
     assert set(SYNTH_VERB_NOUN["grow"]) <= set(verb["probabilities"]) | set(noun["probabilities"])
+
+
+def test_a_two_class_run_reports_roc_pr_and_thresholds(verb_noun_run, tmp_path):
+    from vidcls.evaluation import evaluate
+    from vidcls.training import train
+
+    cache = json.loads((verb_noun_run / "features.json").read_text())["cache_dir"]
+    run_dir = tmp_path / "verb_only"
+    train(ExperimentConfig().replace({"data.cache_dir": cache, "data.targets": ["verb"], "train.epochs": 2,
+                                      "train.batch_size": 4, "model.adapter_units": 16, "model.hidden_units": 8}), run_dir)
+    metrics = evaluate(run_dir, "test", positive_class="increase", target_recall=0.5)
+    binary = metrics["binary"]
+    assert binary["positive_class"] == "increase" and 0 <= binary["roc_auc"] <= 1 and 0 <= binary["pr_auc"] <= 1
+    assert binary["at_recall"]["recall"] >= 0.5 and binary["at_fpr"]["false_positive_rate"] <= 0.05
+    assert (run_dir / "eval" / "roc_pr.png").read_bytes()[:4] == b"\x89PNG"
+    assert "](roc_pr.png)" in (run_dir / "eval" / "report.md").read_text()
+    with pytest.raises(VidclsError, match="--positive-class 'fight' is not a class of the run"):
+        evaluate(run_dir, "test", positive_class="fight")

@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_export, _add_predict, _add_demo):
+    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_export, _add_predict, _add_demo):
         add(commands)
     return parser
 
@@ -202,23 +202,59 @@ def _train(args) -> int:
 
 
 def _add_evaluate(commands) -> None:
-    command = commands.add_parser("evaluate", help="metrics, predictions and confusion matrix of a run")
-    command.add_argument("--run-dir", required=True)
+    command = commands.add_parser("evaluate", help="metrics, predictions, figures and report.md of a run (or an ensemble)")
+    command.add_argument("--run-dir", required=True, action="append",
+                         help="a trained run; repeat it to evaluate the ensemble (mean probabilities) of several")
     command.add_argument("--split", default="test", help="train | val | test")
+    command.add_argument("--tta", type=int, default=1, metavar="N", help="average N temporal crops per clip")
+    command.add_argument("--out-dir", help="default: RUN_DIR/eval (one run) or FIRST_RUN/eval_ensemble")
+    command.add_argument("--positive-class", help="two classes: the event to detect (default: the rarer one)")
+    command.add_argument("--target-recall", type=float, default=0.9, help="two classes: report the threshold reaching this recall")
+    command.add_argument("--target-fpr", type=float, default=0.05,
+                         help="two classes: report the threshold keeping false positives within this rate")
     command.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args) -> int:
     from vidcls.evaluation import evaluate
 
-    metrics = evaluate(args.run_dir, args.split)
-    subject = "action " if "targets" in metrics else ""
+    runs = args.run_dir if len(args.run_dir) > 1 else args.run_dir[0]
+    metrics = evaluate(runs, args.split, tta=args.tta, out_dir=args.out_dir, positive_class=args.positive_class,
+                       target_recall=args.target_recall, target_fpr=args.target_fpr)
+    for member, values in metrics.get("members", {}).items():
+        print(f"  member {member}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}")
+    subject = "action " if "targets" in metrics else ("ensemble " if "members" in metrics else "")
     print(f"{metrics['split']}: {subject}accuracy {metrics['accuracy']:.4f}, balanced accuracy "
-          f"{metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} clips; "
-          f"files in {args.run_dir}/eval")
+          f"{metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} clips")
     for target, values in metrics.get("targets", {}).items():
         print(f"  {target}: accuracy {values['accuracy']:.4f}, balanced accuracy {values['balanced_accuracy']:.4f}, "
               f"macro F1 {values['macro_f1']:.4f}")
+    if metrics.get("binary", {}).get("roc_auc") is not None:
+        binary = metrics["binary"]
+        print(f"  {binary['positive_class']}: ROC AUC {binary['roc_auc']:.4f}, PR AUC {binary['pr_auc']:.4f}")
+    print(f"files and report.md in {args.out_dir or (args.run_dir[0] + ('/eval' if len(args.run_dir) == 1 else '/eval_ensemble'))}")
+    return 0
+
+
+def _add_compare(commands) -> None:
+    command = commands.add_parser("compare", help="one table of several runs' metrics, settings and costs")
+    command.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    command.add_argument("--csv", help="also write the table as CSV here")
+    command.set_defaults(handler=_compare)
+
+
+def _compare(args) -> int:
+    from vidcls.evaluation.compare import compare_runs, markdown_table
+
+    rows = compare_runs(args.run_dirs)
+    print(markdown_table(rows))
+    if args.csv:
+        import csv
+
+        with open(args.csv, "w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
     return 0
 
 

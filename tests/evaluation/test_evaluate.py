@@ -54,3 +54,100 @@ def test_unknown_split_and_untrained_run_are_errors(trained_run, tmp_path):
         evaluate(trained_run, "dev")
     with pytest.raises(VidclsError, match="is not a finished training run"):
         evaluate(tmp_path, "test")
+
+
+def test_weighted_metrics_on_the_hand_computed_example():
+    labels = np.array([0, 0, 0, 1, 1, 2])
+    metrics = classification_metrics(labels, np.eye(3)[[0, 0, 1, 1, 2, 2]], ["a", "b", "c"])
+    # precision a=1, b=1/2, c=1/2; recall a=2/3, b=1/2, c=1; supports 3, 2, 1.
+    assert metrics["weighted_precision"] == pytest.approx((3 * 1 + 2 * 0.5 + 1 * 0.5) / 6)
+    assert metrics["weighted_recall"] == pytest.approx(metrics["accuracy"])  # always, by definition
+    assert metrics["macro_precision"] == pytest.approx(2 / 3) and metrics["macro_recall"] == pytest.approx((2 / 3 + 0.5 + 1) / 3)
+
+
+def test_binary_scores_and_operating_points_by_hand():
+    from vidcls.evaluation.scores import binary_metrics, default_positive
+
+    labels = np.array([0, 0, 0, 1, 1])
+    positive_scores = np.array([0.1, 0.4, 0.35, 0.8, 0.3])
+    probabilities = np.stack([1 - positive_scores, positive_scores], axis=1)
+    assert default_positive(labels, ["calm", "fight"]) == 1  # the rarer class
+    result = binary_metrics(labels, probabilities, ["calm", "fight"], positive=1, target_recall=0.9, target_fpr=0.05)
+    # ROC AUC: of the 6 (positive, negative) pairs, 0.8 beats all 3 negatives, 0.3 beats 0.1: 4/6.
+    assert result["roc_auc"] == pytest.approx(4 / 6)
+    # Average precision: ranked 0.8 (P) 0.4 0.35 0.3 (P) 0.1: precisions 1 and 2/4 at the positives.
+    assert result["pr_auc"] == pytest.approx(0.75)
+    assert result["at_recall"] == {"target_recall": 0.9, "threshold": pytest.approx(0.3), "recall": 1.0,
+                                   "false_positive_rate": pytest.approx(2 / 3), "precision": 0.5}
+    assert result["at_fpr"] == {"target_fpr": 0.05, "threshold": pytest.approx(0.8), "recall": 0.5,
+                                "false_positive_rate": 0.0, "precision": 1.0}
+
+
+def test_expected_calibration_error_by_hand():
+    from vidcls.evaluation.scores import calibration
+
+    # Two clips at confidence 0.9 (one right): |0.5 - 0.9| x 2/3; one at 0.6 (right): |1 - 0.6| x 1/3.
+    probabilities = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4]])
+    result = calibration(np.array([0, 1, 0]), probabilities)
+    assert result["ece"] == pytest.approx(0.4 * 2 / 3 + 0.4 / 3)
+    assert sum(row["count"] for row in result["bins"]) == 3
+
+
+def test_temporal_crops_cover_the_clip_and_keep_masks():
+    from vidcls.evaluation.evaluate import temporal_crops
+
+    features = np.arange(8, dtype=np.float32)[None, :, None] * np.ones((2, 1, 3), np.float32)
+    masks = np.ones((2, 8), np.float32)
+    (same, same_masks), = temporal_crops(features, masks, 1, fraction=1.0)
+    np.testing.assert_array_equal(same, features) and np.testing.assert_array_equal(same_masks, masks)
+    first, last = temporal_crops(features, masks, 2, fraction=0.5)
+    assert first[0][0, 0, 0] == 0 and last[0][0, -1, 0] == 7  # from the start, to the end
+    assert first[0].shape == features.shape and first[1].sum(axis=1).tolist() == [4, 4]  # 4 real frames, 4 repeats
+
+
+def test_ensemble_of_two_identical_runs_equals_each_run(trained_run, tmp_path):
+    import shutil
+
+    twin = tmp_path / "twin"
+    shutil.copytree(trained_run, twin, ignore=shutil.ignore_patterns("eval*", "export"))
+    alone = evaluate(trained_run, "test", out_dir=tmp_path / "alone")
+    ensemble = evaluate([trained_run, twin], "test")
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "ece"):
+        assert ensemble[key] == pytest.approx(alone[key]), key
+        assert all(member[key] == pytest.approx(alone[key]) for member in ensemble["members"].values())
+    with (tmp_path / "alone" / "predictions.csv").open() as a, (trained_run / "eval_ensemble" / "predictions.csv").open() as b:
+        assert a.read() == b.read()
+    splits = json.loads((twin / "splits.json").read_text())
+    splits["test"] = splits["test"][1:]
+    (twin / "splits.json").write_text(json.dumps(splits))
+    with pytest.raises(VidclsError, match="hold different clips"):
+        evaluate([trained_run, twin], "test")
+
+
+def test_tta_and_a_report_that_links_every_figure(trained_run, tmp_path):
+    out = tmp_path / "tta"
+    metrics = evaluate(trained_run, "test", tta=3, out_dir=out)
+    assert metrics["tta"] == 3 and json.loads((out / "metrics.json").read_text())["tta"] == 3
+    report = (out / "report.md").read_text()
+    figures = sorted(path.name for path in out.glob("*.png"))
+    assert figures == ["confusion.png", "curves.png", "reliability.png"]
+    for name in figures:
+        assert f"]({name})" in report and (out / name).read_bytes()[:8] == PNG_SIGNATURE
+    confusion = json.loads((out / "confusion.json").read_text())
+    assert all(abs(sum(row) - 1) < 1e-5 for row, counts in zip(confusion["row_normalised"], confusion["counts"]) if sum(counts))
+    with pytest.raises(VidclsError, match="Expected --tta >= 1"):
+        evaluate(trained_run, "test", tta=0)
+
+
+def test_compare_puts_runs_in_one_table(trained_run, tmp_path, capsys):
+    from vidcls.cli import main
+
+    evaluate(trained_run, "test")
+    assert main(["compare", str(trained_run), str(trained_run), "--csv", str(tmp_path / "runs.csv")]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].startswith("| run | model | targets | frames | backbone | epochs | parameters | mflops_per_clip")
+    assert len(table) == 4 and "| attention_lstm | label | 8 | resnet50 | 3 |" in table[2]
+    with (tmp_path / "runs.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert float(rows[0]["accuracy"]) == pytest.approx(json.loads((trained_run / "eval" / "metrics.json").read_text())["accuracy"], abs=1e-4)
+    assert main(["compare", str(tmp_path)]) == 2

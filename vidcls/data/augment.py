@@ -45,9 +45,15 @@ def temporal_resample(features: np.ndarray, masks: np.ndarray, rng: np.random.Ge
         positions = start + (positions - start) * rate
     if jitter > 0:
         positions = np.sort(positions + rng.uniform(-jitter, jitter, size=positions.shape), axis=1)
+    return take_frames(features, masks, positions)
+
+
+def take_frames(features: np.ndarray, masks: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frames at (fractional, rounded) `positions` `[B, T]` of each clip, with their
+    masks; a position that repeats the one before it is marked as a repeat (mask 0)."""
+    num_frames = features.shape[1]
     indices = np.clip(np.round(positions), 0, num_frames - 1).astype(np.int64)
     resampled_masks = np.take_along_axis(masks, indices, axis=1)
-    # A position that repeats the one before it is a repeat, not a new frame.
     resampled_masks[:, 1:] *= indices[:, 1:] != indices[:, :-1]
     resampled_masks[:, 0] = 1.0
     return np.take_along_axis(features, indices[..., None], axis=1), resampled_masks

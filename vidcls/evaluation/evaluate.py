@@ -11,12 +11,15 @@ import numpy as np
 
 from vidcls.data import SPLITS, LabelSpace, action_names, load_labelled_features
 from vidcls.errors import VidclsError
-from vidcls.evaluation.plots import plot_confusion, plot_curves
+from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliability, plot_roc_pr
+from vidcls.evaluation.report import write_report
+from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
 from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_json
 from vidcls.run_dir import RunDir
 
 TOP_K = 5
+TTA_CROP = 0.8  # each test-time crop covers this share of the clip
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
@@ -27,11 +30,18 @@ def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_
     indices = list(range(len(class_names)))
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, predicted, labels=indices, zero_division=0)
+    share = support / max(support.sum(), 1)
     metrics = {
         "accuracy": float(np.mean(predicted == labels)),
         "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
         "macro_f1": float(np.mean(f1)),
         "num_samples": int(len(labels)),
+        "macro_precision": float(np.mean(precision)),
+        "macro_recall": float(np.mean(recall)),
+        "weighted_precision": float(np.sum(share * precision)),
+        "weighted_recall": float(np.sum(share * recall)),
+        "weighted_f1": float(np.sum(share * f1)),
+        "ece": calibration(labels, probabilities)["ece"],
     }
     if len(class_names) > TOP_K:
         metrics[f"top{TOP_K}_accuracy"] = top_k_accuracy(labels, probabilities, TOP_K)
@@ -84,34 +94,101 @@ def multi_target_metrics(labels: np.ndarray, probabilities: dict[str, np.ndarray
     return metrics
 
 
-def evaluate(run_dir: str | Path, split: str = "test") -> dict:
-    """Scores the run's best model on `split` and writes `RUN_DIR/eval/`.
+def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | None = None,
+             positive_class: str | None = None, target_recall: float = 0.9, target_fpr: float = 0.05) -> dict:
+    """Scores the best model of one run (or the mean probabilities of several: an
+    ensemble) on `split` and writes metrics, tables, figures and `report.md`.
+
+    Args:
+        run_dirs: one run directory, or a list of them (same labels and split clips).
+        split: train, val or test.
+        tta: temporal crops averaged per clip (1: the clip as cached).
+        out_dir: where to write; default `RUN_DIR/eval` for one run, `FIRST_RUN/eval_ensemble`
+            for several.
+        positive_class: for two classes, the event to detect (default: the rarer one).
+        target_recall, target_fpr: the operating points reported for two classes.
 
     Returns the metrics written to `metrics.json`. With several targets (verb + noun),
     the headline metrics are those of the action and `targets` holds each target's.
     """
     if split not in SPLITS:
         raise VidclsError(f"Unknown split '{split}'; choose one of: {', '.join(SPLITS)}")
-    run = RunDir(run_dir)
-    run.require_trained()
-    space = run.label_space()
-    clip_ids = run.splits()[split]
+    if tta < 1:
+        raise VidclsError(f"Expected --tta >= 1 (temporal crops per clip); received {tta}")
+    runs = [RunDir(path) for path in (run_dirs if isinstance(run_dirs, (list, tuple)) else [run_dirs])]
+    for run in runs:
+        run.require_trained()
+    space = runs[0].label_space()
+    clip_ids = runs[0].splits()[split]
+    for run in runs[1:]:
+        if run.label_space() != space:
+            raise VidclsError(f"Runs {runs[0].root} and {run.root} predict different labels; an ensemble needs the same")
+        if run.splits()[split] != clip_ids:
+            raise VidclsError(f"The {split} splits of {runs[0].root} and {run.root} hold different clips; "
+                              "an ensemble is scored on the same clips (train them with the same seed and cache clips)")
     if not clip_ids:
-        raise VidclsError(f"The {split} split of {run.root} is empty; nothing to evaluate")
-    cache = FeatureCache(run.features()["cache_dir"])
-    data = load_labelled_features(cache, clip_ids, space)
+        raise VidclsError(f"The {split} split of {runs[0].root} is empty; nothing to evaluate")
+    members = [_predict_split(run, clip_ids, space, tta) for run in runs]
+    data = members[0][0]
+    probabilities = {target: np.mean([member[1][target] for member in members], axis=0) for target in space}
+    metrics = _metrics(data.labels, probabilities, space, split, positive_class, target_recall, target_fpr)
+    metrics["tta"] = tta
+    if len(runs) > 1:
+        metrics["members"] = {
+            str(run.root): _headline(_metrics(data.labels, member[1], space, split, positive_class, target_recall, target_fpr))
+            for run, member in zip(runs, members)}
+    out = Path(out_dir) if out_dir else (runs[0].eval_dir if len(runs) == 1 else runs[0].root / "eval_ensemble")
+    _write_outputs(out, runs, metrics, data, probabilities, space)
+    return metrics
 
+
+def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int):
+    """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model, the
+    probabilities averaged over `tta` temporal crops."""
     from vidcls.models import load_model
 
+    cache = FeatureCache(run.features()["cache_dir"])
+    data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
-    probabilities = outputs_by_target(model.predict([data.features.astype(np.float32), data.masks], verbose=0), space)
-    if len(space) == 1:
-        target, names = next(iter(space.items()))
-        metrics = {"split": split, **classification_metrics(data.labels[:, 0], probabilities[target], names)}
-    else:
-        metrics = {"split": split, **multi_target_metrics(data.labels, probabilities, space)}
-    _write_outputs(run, metrics, data, probabilities, space)
+    features = data.features.astype(np.float32)
+    views = [(features, data.masks)] if tta == 1 else temporal_crops(features, data.masks, tta)
+    outputs = [outputs_by_target(model.predict(list(view), verbose=0), space) for view in views]
+    return data, {target: np.mean([output[target] for output in outputs], axis=0) for target in space}
+
+
+def temporal_crops(features: np.ndarray, masks: np.ndarray, count: int, fraction: float = TTA_CROP):
+    """`count` windows of `fraction` of each clip, evenly spaced from its start to its end,
+    each resampled back to T frames (the masks mark repeats)."""
+    from vidcls.data.augment import take_frames
+
+    batch, num_frames = features.shape[:2]
+    length = max(1.0, fraction * num_frames)
+    crops = []
+    for start in np.linspace(0, num_frames - length, count):
+        positions = np.broadcast_to(start + np.linspace(0, length - 1, num_frames), (batch, num_frames))
+        crops.append(take_frames(features, masks, positions))
+    return crops
+
+
+def _metrics(labels, probabilities, space, split, positive_class, target_recall, target_fpr) -> dict:
+    if len(space) > 1:
+        return {"split": split, **multi_target_metrics(labels, probabilities, space)}
+    target, names = next(iter(space.items()))
+    metrics = {"split": split, **classification_metrics(labels[:, 0], probabilities[target], names)}
+    if len(names) == 2:
+        if positive_class is not None and positive_class not in names:
+            raise VidclsError(f"--positive-class '{positive_class}' is not a class of the run; classes: {names}")
+        positive = names.index(positive_class) if positive_class else default_positive(labels[:, 0], names)
+        metrics["binary"] = binary_metrics(labels[:, 0], probabilities[target], names, positive, target_recall, target_fpr)
     return metrics
+
+
+def _headline(metrics: dict) -> dict:
+    keys = ("accuracy", "balanced_accuracy", "macro_f1", f"top{TOP_K}_accuracy", "ece")
+    headline = {key: metrics[key] for key in keys if key in metrics}
+    if "binary" in metrics:
+        headline["roc_auc"] = metrics["binary"]["roc_auc"]
+    return headline
 
 
 def outputs_by_target(outputs, space: LabelSpace) -> dict[str, np.ndarray]:
@@ -121,9 +198,10 @@ def outputs_by_target(outputs, space: LabelSpace) -> dict[str, np.ndarray]:
     return {target: np.asarray(outputs[target], dtype=np.float64) for target in space}
 
 
-def _write_outputs(run: RunDir, metrics: dict, data, probabilities: dict[str, np.ndarray], space: LabelSpace) -> None:
-    out = run.eval_dir
+def _write_outputs(out: Path, runs: list[RunDir], metrics: dict, data, probabilities: dict[str, np.ndarray],
+                   space: LabelSpace) -> None:
     out.mkdir(parents=True, exist_ok=True)
+    figures = []
     multi = len(space) > 1
     per_target = metrics["targets"] if multi else {next(iter(space)): metrics}
     atomic_write_json(out / "metrics.json", _without_tables(metrics))
@@ -147,12 +225,25 @@ def _write_outputs(run: RunDir, metrics: dict, data, probabilities: dict[str, np
         counts = np.array(per_target[target]["confusion"])
         # confusion.png / .json: the (first) target; confusion_<target>.* for each with several.
         stems = ["confusion"] if not multi else (["confusion", f"confusion_{target}"] if index == 0 else [f"confusion_{target}"])
+        totals = counts.sum(axis=1, keepdims=True)
+        normalised = np.divide(counts, totals, out=np.zeros(counts.shape), where=totals > 0)
         for stem in stems:
-            atomic_write_json(out / f"{stem}.json", {"target": target, "classes": names, "counts": counts.tolist()})
+            atomic_write_json(out / f"{stem}.json", {"target": target, "classes": names, "counts": counts.tolist(),
+                                                     "row_normalised": np.round(normalised, 6).tolist()})
             plot_confusion(counts, names, out / f"{stem}.png", title=(
                 f"{metrics['split']} {target if multi else ''}: accuracy {per_target[target]['accuracy']:.3f}, "
                 f"n={metrics['num_samples']}").replace("  ", " "))
-    plot_curves(run.history_path, out / "curves.png")
+            figures.append((f"confusion matrix{f' ({target})' if multi else ''}", f"{stem}.png"))
+        plot_reliability(calibration(data.labels[:, index], probabilities[target]),
+                         out / f"reliability{f'_{target}' if multi else ''}.png", target if multi else "")
+        figures.append((f"reliability diagram{f' ({target})' if multi else ''}", f"reliability{f'_{target}' if multi else ''}.png"))
+    if "binary" in metrics and metrics["binary"]["roc_auc"] is not None:
+        target = next(iter(space))
+        plot_roc_pr(data.labels[:, 0], probabilities[target], metrics["binary"], out / "roc_pr.png")
+        figures.append(("ROC and precision-recall curves", "roc_pr.png"))
+    if len(runs) == 1 and plot_curves(runs[0].history_path, out / "curves.png"):
+        figures.append(("training curves", "curves.png"))
+    write_report(out / "report.md", runs, metrics, figures)
 
 
 def _without_tables(metrics: dict) -> dict:

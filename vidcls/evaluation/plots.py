@@ -62,3 +62,48 @@ def plot_curves(history_path: Path, path: Path) -> bool:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
+
+def plot_reliability(calibration: dict, path: Path, title_suffix: str = "") -> None:
+    """Accuracy against mean confidence per confidence bin; the diagonal is perfect calibration."""
+    plt = _pyplot()
+    figure, axis = plt.subplots(figsize=(4.6, 4.4))
+    filled = [row for row in calibration["bins"] if row["count"]]
+    centres = [(row["lower"] + row["upper"]) / 2 for row in filled]
+    width = calibration["bins"][0]["upper"] - calibration["bins"][0]["lower"]
+    axis.bar(centres, [row["accuracy"] for row in filled], width=width * 0.95, alpha=0.7, label="accuracy")
+    axis.plot([row["confidence"] for row in filled], [row["accuracy"] for row in filled], "o", ms=3, color="black",
+              label="bin (mean confidence, accuracy)")
+    axis.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    axis.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top probability)", ylabel="accuracy",
+             title=f"reliability{f' ({title_suffix})' if title_suffix else ''}: ECE {calibration['ece']:.3f}")
+    axis.legend(loc="upper left", fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def plot_roc_pr(labels: np.ndarray, probabilities: np.ndarray, binary: dict, path: Path) -> None:
+    """ROC and precision-recall curves of the positive class, with both operating points."""
+    from sklearn.metrics import precision_recall_curve, roc_curve
+
+    plt = _pyplot()
+    positive, column = binary["positive_class"], binary["positive_index"]
+    truth = (labels == column).astype(int)
+    scores = probabilities[:, column]
+    false_positive_rate, recall, _ = roc_curve(truth, scores)
+    precision, pr_recall, _ = precision_recall_curve(truth, scores)
+    figure, (roc_axis, pr_axis) = plt.subplots(1, 2, figsize=(9, 4))
+    roc_axis.plot(false_positive_rate, recall, label=f"AUC {binary['roc_auc']:.3f}")
+    roc_axis.plot([0, 1], [0, 1], "--", color="grey")
+    pr_axis.plot(pr_recall, precision, label=f"AP {binary['pr_auc']:.3f}")
+    for key, marker in (("at_recall", "o"), ("at_fpr", "s")):
+        point = binary[key]
+        roc_axis.plot(point["false_positive_rate"], point["recall"], marker, label=f"threshold {point['threshold']:.3f}")
+    roc_axis.set(xlabel="false-positive rate", ylabel="recall", title=f"ROC: {positive}")
+    pr_axis.set(xlabel="recall", ylabel="precision", title=f"precision-recall: {positive}", ylim=(0, 1.02))
+    roc_axis.legend(fontsize=8)
+    pr_axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

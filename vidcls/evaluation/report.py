@@ -1,0 +1,38 @@
+"""`report.md`: one page that states the numbers and links every figure of an evaluation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro F1"),
+            ("weighted_f1", "weighted F1"), ("top5_accuracy", "top-5 accuracy"), ("ece", "expected calibration error"))
+
+
+def write_report(path: Path, runs: list, metrics: dict, figures: list[tuple[str, str]]) -> None:
+    """Writes `path` from `metrics` (as in metrics.json) and `figures` ([(title, file)])."""
+    subject = "action (all targets right)" if "targets" in metrics else "classes"
+    lines = [f"# Evaluation: {metrics['split']} split, {metrics['num_samples']} clips", ""]
+    lines += [f"Run{'s (ensemble: mean of the members’ probabilities)' if len(runs) > 1 else ''}: "
+              + ", ".join(f"`{run.root}`" for run in runs), ""]
+    if metrics.get("tta", 1) > 1:
+        lines += [f"Test-time augmentation: {metrics['tta']} temporal crops per clip, probabilities averaged.", ""]
+    lines += [f"| metric ({subject}) | value |", "|---|---|"]
+    lines += [f"| {label} | {metrics[key]:.4f} |" for key, label in HEADLINE if key in metrics]
+    binary = metrics.get("binary")
+    if binary and binary["roc_auc"] is not None:
+        lines += [f"| ROC AUC ({binary['positive_class']}) | {binary['roc_auc']:.4f} |",
+                  f"| PR AUC ({binary['positive_class']}) | {binary['pr_auc']:.4f} |"]
+        for key, target in (("at_recall", "target_recall"), ("at_fpr", "target_fpr")):
+            point = binary[key]
+            lines.append(f"| threshold for {target.split('_')[1]} {point[target]} | {point['threshold']:.4f} "
+                         f"(recall {point['recall']:.3f}, false-positive rate {point['false_positive_rate']:.3f}) |")
+    for target, values in metrics.get("targets", {}).items():
+        lines.append(f"| {target}: accuracy / macro F1 | {values['accuracy']:.4f} / {values['macro_f1']:.4f} |")
+    if "members" in metrics:
+        lines += ["", "| member | " + " | ".join(label for key, label in HEADLINE[:3]) + " |", "|---|---|---|---|"]
+        for member, values in metrics["members"].items():
+            lines.append(f"| `{member}` | " + " | ".join(f"{values[key]:.4f}" for key, _ in HEADLINE[:3]) + " |")
+    lines += ["", "Files: `metrics.json`, `per_class.csv`, `predictions.csv`, `confusion*.json`.", ""]
+    for title, name in figures:
+        lines += [f"## {title[0].upper()}{title[1:]}", "", f"![{title}]({name})", ""]
+    path.write_text("\n".join(lines))
