@@ -1,4 +1,5 @@
 import pytest
+import yaml
 
 from vidcls.config import ExperimentConfig, load_experiment_config, read_config, save_config
 from vidcls.errors import VidclsError
@@ -62,3 +63,11 @@ def test_shipped_presets_load(tmp_path):
     assert presets
     for preset in presets:
         load_experiment_config(str(preset))  # raises on any unknown key or wrong type
+
+
+def test_run_configs_of_earlier_versions_still_load(tmp_path):
+    old = ExperimentConfig().to_dict()
+    old["train"].pop("precision")
+    old["train"]["mixed_precision"] = True  # as vidcls wrote it before train.precision existed
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
+    assert read_config(tmp_path / "config.yaml").train.precision == "mixed_float16"

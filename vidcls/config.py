@@ -184,8 +184,18 @@ def load_experiment_config(
 
 
 def experiment_config_from_dict(values: dict, source: str) -> ExperimentConfig:
-    """Rebuilds a config written by `save_config` (e.g. a run's `config.yaml`)."""
-    return ExperimentConfig().replace(_flatten(values, source), source=source)
+    """Rebuilds a config written by `save_config` (e.g. a run's `config.yaml`), including
+    those of earlier vidcls versions (see `_upgrade`)."""
+    return ExperimentConfig().replace(_upgrade(_flatten(values, source)), source=source)
+
+
+def _upgrade(flat: dict[str, Any]) -> dict[str, Any]:
+    """Keys that earlier vidcls versions wrote into run configs, in today's terms, so old
+    runs stay readable: train.mixed_precision (bool) became train.precision."""
+    flat = dict(flat)
+    if "train.mixed_precision" in flat and "train.precision" not in flat:
+        flat["train.precision"] = "mixed_float16" if flat.pop("train.mixed_precision") else "float32"
+    return flat
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:

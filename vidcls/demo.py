@@ -89,6 +89,7 @@ def _print_artifacts(work: Path, best_run: Path, accuracy: dict, seconds: float)
         ("trained model", best_run / "best.keras"),
         ("TensorBoard logs", best_run / "tensorboard"),
         ("metrics", best_run / "eval" / "metrics.json"),
+        ("evaluation report", best_run / "eval" / "report.md"),
         ("confusion matrix", best_run / "eval" / "confusion.png"),
         ("training curves", best_run / "eval" / "curves.png"),
         ("TFLite model", best_run / "export" / "model_float32.tflite"),
