@@ -261,13 +261,16 @@ def _compare(args) -> int:
 def _add_export(commands) -> None:
     command = commands.add_parser("export", help="SavedModel + TFLite, checked in the LiteRT interpreter")
     command.add_argument("--run-dir", required=True)
+    command.add_argument("--quantize", default="none",
+                         help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights)")
     command.set_defaults(handler=_export)
 
 
 def _export(args) -> int:
     from vidcls.export import export
+    from vidcls.export.exporter import parse_quantize
 
-    report = export(args.run_dir)
+    report = export(args.run_dir, variants=parse_quantize(args.quantize))
     for variant in report["variants"]:
         print(f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
               f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
