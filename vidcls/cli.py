@@ -285,6 +285,9 @@ def _add_predict(commands) -> None:
     command.add_argument("videos", nargs="+", metavar="VIDEO")
     command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
     command.add_argument("--json", action="store_true", help="print one JSON list")
+    command.add_argument("--window", type=float, metavar="SECONDS",
+                         help="score long videos in windows of this many seconds (T frames each) and merge events")
+    command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between window starts (default: the window)")
     command.set_defaults(handler=_predict)
 
 
@@ -292,17 +295,27 @@ def _predict(args) -> int:
     from vidcls.features import VideoReadError
     from vidcls.serving import Predictor
 
+    if args.stride and not args.window:
+        raise VidclsError("--stride needs --window (the window length in seconds)")
     predictor = Predictor(args.run_dir, weights=args.weights)
     results, failed = [], 0
     for video in args.videos:
         try:
-            result = predictor.predict(video)
+            if args.window:
+                result = predictor.predict_windows(video, args.window, args.stride or args.window)
+            else:
+                result = predictor.predict(video)
         except VideoReadError as error:
             failed += 1
             result = {"video": video, "error": str(error)}
             print(f"vidcls predict: error: {video}: {error}", file=sys.stderr)
         results.append(result)
-        if not args.json and "label" in result:
+        if not args.json and "events" in result:
+            print(f"{video}: {result['label']} ({result['score']:.3f}) over {len(result['windows'])} windows")
+            for event in result["events"]:
+                print(f"  {event['start_sec']:8.2f}-{event['end_sec']:8.2f} s  {event['label']}  "
+                      f"(mean {event['mean_score']:.3f}, max {event['max_score']:.3f}, {event['windows']} windows)")
+        elif not args.json and "label" in result:
             print(f"{video}: {result['label']} ({result['score']:.3f})  {_scores_text(result)}")
     if args.json:
         print(json.dumps(results, indent=2))

@@ -48,3 +48,57 @@ def test_backbone_weights_that_differ_from_the_cache_are_refused(trained_run, tm
     get_backbone("resnet50", weights="none", image_size=32, seed=123)._model.save_weights(str(other))
     with pytest.raises(VidclsError, match="differ from those that built the training cache"):
         Predictor(trained_run, weights=str(other))
+
+
+def _write_long_video(path, seconds: float, fps: float = 24.0):
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (64, 64))
+    rng = np.random.default_rng(0)
+    for index in range(int(seconds * fps)):
+        frame = np.full((64, 64, 3), 40, np.uint8)
+        size = 5 + index % 24  # a square that grows, again and again
+        frame[32 - size // 2:32 + size // 2, 32 - size // 2:32 + size // 2] = (200, 80, 30)
+        writer.write(np.clip(frame + rng.normal(0, 5, frame.shape), 0, 255).astype(np.uint8))
+    writer.release()
+    return path
+
+
+def test_sliding_windows_cover_a_long_video_and_merge_into_events(predictor, tmp_path, capsys):
+    from vidcls.cli import main
+
+    video = _write_long_video(tmp_path / "long.mp4", seconds=5.0)
+    result = predictor.predict_windows(video, window_sec=1.0, stride_sec=0.5)
+    windows = result["windows"]
+    assert windows[0]["start_sec"] == 0 and windows[-1]["end_sec"] == pytest.approx(5.0, abs=0.05)
+    assert len(windows) == 9 and all(w["end_sec"] - w["start_sec"] == pytest.approx(1.0, abs=0.05) for w in windows)
+    assert [w["start_sec"] for w in windows] == pytest.approx([0.5 * i for i in range(9)], abs=0.05)
+    events = result["events"]
+    assert sum(event["windows"] for event in events) == len(windows)
+    assert all(a["label"] != b["label"] for a, b in zip(events, events[1:]))  # runs are maximal
+    labels = [w["label"] for w in windows]
+    assert [event["label"] for event in events] == [label for i, label in enumerate(labels) if i == 0 or labels[i - 1] != label]
+    assert all(a["end_sec"] == b["start_sec"] for a, b in zip(events, events[1:]))  # no overlap, no gap
+    mean = np.mean([[w["probabilities"][name] for name in predictor.label_space["label"]] for w in windows], axis=0)
+    assert result["label"] == predictor.label_space["label"][int(mean.argmax())]
+
+    assert main(["predict", "--run-dir", str(predictor_run_dir(predictor)), str(video), "--window", "2", "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    # Starts at 0 and 2 s, then one aligned to the end (3 s) so the tail is scored too.
+    assert [w["start_sec"] for w in printed[0]["windows"]] == pytest.approx([0, 2, 3], abs=0.05)
+    assert printed[0]["window_sec"] == 2 and printed[0]["stride_sec"] == 2
+    short = predictor.predict_windows(video, window_sec=60, stride_sec=10)  # longer than the video: one window
+    assert len(short["windows"]) == 1 and short["windows"][0]["end_sec"] == pytest.approx(5.0, abs=0.05)
+    with pytest.raises(VidclsError, match="Expected --window and --stride > 0 seconds"):
+        predictor.predict_windows(video, window_sec=0, stride_sec=1)
+
+
+def test_sliding_windows_on_a_real_recording(predictor, real_videos):
+    video = max(real_videos.iterdir(), key=lambda path: path.stat().st_size)
+    result = predictor.predict_windows(video, window_sec=2.0, stride_sec=2.0)
+    assert result["windows"] and result["events"]
+    assert all(0 <= w["score"] <= 1 for w in result["windows"])
+
+
+def predictor_run_dir(predictor):
+    return predictor.run_dir

@@ -66,6 +66,29 @@ def count_frames(path: Path) -> int:
     return total
 
 
+def video_timing(path: str | Path) -> tuple[float, int]:
+    """`(frames per second, frame count)`: the rate from the container, the count from
+    decoding (containers' counts are often wrong).
+
+    Raises:
+        VideoReadError: a missing, empty or undecodable file, or no frame rate.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise VideoReadError(f"file does not exist: {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError("file is empty (0 bytes)")
+    capture = _open(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    total = count_frames(path)
+    if total == 0:
+        raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
+    if not fps or fps <= 0:
+        raise VideoReadError("the container reports no frame rate, so windows in seconds cannot be placed")
+    return float(fps), total
+
+
 @dataclass(frozen=True)
 class ClipRange:
     """Which part of a video a clip is: all of it, seconds, or frame indices (end exclusive)."""

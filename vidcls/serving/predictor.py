@@ -7,7 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features import get_backbone, read_sampled_frames, sampled_frame_mask
+from vidcls.features import VideoReadError, get_backbone, read_sampled_frames, sampled_frame_mask
+from vidcls.features.video import ClipRange, read_clips, video_timing
 from vidcls.run_dir import RunDir
 
 
@@ -33,6 +34,7 @@ class Predictor:
 
         run = RunDir(run_dir)
         run.require_trained()
+        self.run_dir = run.root
         self.fingerprint = run.features()["fingerprint"]
         self.label_space = run.label_space()
         self.num_frames = int(self.fingerprint["num_frames"])
@@ -58,24 +60,102 @@ class Predictor:
             VideoReadError: the video cannot be decoded.
         """
         clip = read_sampled_frames(video, self.num_frames, self.backbone.image_size)
+        features, mask = self._embed(clip)
+        return {"video": str(video), **self._results(features[None], mask[None])[0]}
+
+    def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float) -> dict:
+        """Scores a long video in windows of `window_sec` seconds every `stride_sec`
+        seconds (T frames sampled per window; the video is decoded once), and merges
+        consecutive windows with the same label into events.
+
+        Returns `{"video", "label", "score", "windows": [{"start_sec", "end_sec", "label",
+        "score", ...}], "events": [{"label", "start_sec", "end_sec", "windows",
+        "mean_score", "max_score"}]}`; `label` is that of the mean of the windows'
+        probabilities. A video shorter than one window is one window.
+
+        Raises:
+            VidclsError: a window or stride that is not positive.
+            VideoReadError: the video cannot be decoded.
+        """
+        if window_sec <= 0 or stride_sec <= 0:
+            raise VidclsError(f"Expected --window and --stride > 0 seconds; received {window_sec} and {stride_sec}")
+        fps, total = video_timing(video)
+        length = max(1, int(round(window_sec * fps)))
+        step = max(1, int(round(stride_sec * fps)))
+        starts = list(range(0, max(total - length, 0) + 1, step))
+        if starts[-1] + length < total:
+            starts.append(total - length)  # the tail gets a window too
+        ranges = [ClipRange(start_frame=start, end_frame=min(start + length, total)) for start in starts]
+        clips = read_clips(video, ranges, self.num_frames, self.backbone.image_size)
+        failed = [(start, clip) for start, clip in zip(starts, clips) if isinstance(clip, VideoReadError)]
+        if failed:
+            start, error = failed[0]
+            raise VideoReadError(f"window at {start / fps:.2f} s: {error}")
+        embedded = [self._embed(clip) for clip in clips]
+        results = self._results(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
+        windows = [{"start_sec": round(clip.frame_range[0] / fps, 3), "end_sec": round(clip.frame_range[1] / fps, 3),
+                    **result} for clip, result in zip(clips, results)]
+        overall = self._mean_result(results)
+        return {"video": str(video), "label": overall["label"], "score": overall["score"],
+                "window_sec": window_sec, "stride_sec": stride_sec, "windows": windows, "events": merge_events(windows)}
+
+    def _embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         # Through float16 as in the cache, so the classifier sees what it was trained on.
         features = self.backbone.embed(clip.frames).astype(np.float16).astype(np.float32)
-        mask = sampled_frame_mask(clip.total_frames, self.num_frames)
+        return features, sampled_frame_mask(clip.total_frames, self.num_frames)
+
+    def _results(self, features: np.ndarray, masks: np.ndarray) -> list[dict]:
+        """One result per clip of `features` `[n, T, D]`."""
         # A direct call: predict() would build a new tf.function per video.
-        outputs = self.model([features[None], mask[None]], training=False)
+        outputs = self.model([features, masks], training=False)
         if not isinstance(outputs, dict):
             outputs = {next(iter(self.label_space)): outputs}
+        probabilities = {target: np.asarray(outputs[target], dtype=np.float64) for target in self.label_space}
+        return [self._result({target: values[row] for target, values in probabilities.items()})
+                for row in range(len(features))]
+
+    def _mean_result(self, results: list[dict]) -> dict:
+        if "targets" not in results[0]:
+            names = list(results[0]["probabilities"])
+            return self._result({next(iter(self.label_space)): np.mean(
+                [[result["probabilities"][name] for name in names] for result in results], axis=0)})
+        return self._result({target: np.mean([[result["targets"][target]["probabilities"][name] for name in names]
+                                              for result in results], axis=0)
+                             for target, names in self.label_space.items()})
+
+    def _result(self, probabilities: dict[str, np.ndarray]) -> dict:
         targets = {}
         for target, names in self.label_space.items():
-            probabilities = np.asarray(outputs[target][0], dtype=np.float64)
-            best = int(probabilities.argmax())
-            targets[target] = {"label": names[best], "score": float(probabilities[best]),
-                               "probabilities": {name: float(p) for name, p in zip(names, probabilities)}}
+            values = probabilities[target]
+            best = int(np.argmax(values))
+            targets[target] = {"label": names[best], "score": float(values[best]),
+                               "probabilities": {name: float(p) for name, p in zip(names, values)}}
         if len(targets) == 1:
-            return {"video": str(video), **next(iter(targets.values()))}
+            return next(iter(targets.values()))
         return {
-            "video": str(video),
             "label": "/".join(result["label"] for result in targets.values()),
             "score": float(np.prod([result["score"] for result in targets.values()])),
             "targets": targets,
         }
+
+
+def merge_events(windows: list[dict]) -> list[dict]:
+    """Runs of consecutive windows with the same label, as events spanning them; where
+    windows overlap, two neighbouring events meet in the middle of the overlap."""
+    events = []
+    for window in windows:
+        if events and events[-1]["label"] == window["label"]:
+            event = events[-1]
+            event["end_sec"] = window["end_sec"]
+            event["scores"].append(window["score"])
+        else:
+            start = window["start_sec"]
+            if events and events[-1]["end_sec"] > start:
+                # Overlapping windows (stride < window): split the overlap between the two events.
+                start = round((start + events[-1]["end_sec"]) / 2, 3)
+                events[-1]["end_sec"] = start
+            events.append({"label": window["label"], "start_sec": start, "end_sec": window["end_sec"],
+                           "scores": [window["score"]]})
+    return [{"label": event["label"], "start_sec": event["start_sec"], "end_sec": event["end_sec"],
+             "windows": len(event["scores"]), "mean_score": float(np.mean(event["scores"])),
+             "max_score": float(np.max(event["scores"]))} for event in events]
