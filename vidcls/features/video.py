@@ -74,13 +74,7 @@ def video_timing(path: str | Path) -> tuple[float, int]:
         VideoReadError: a missing, empty or undecodable file, or no frame rate.
     """
     path = Path(path)
-    if not path.is_file():
-        raise VideoReadError(f"file does not exist: {path}")
-    if path.stat().st_size == 0:
-        raise VideoReadError("file is empty (0 bytes)")
-    capture = _open(path)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
+    fps = _container_fps(path)
     total = count_frames(path)
     if total == 0:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
@@ -126,13 +120,7 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
         VideoReadError: the whole file is unusable (missing, empty, not a video).
     """
     path = Path(path)
-    if not path.is_file():
-        raise VideoReadError(f"file does not exist: {path}")
-    if path.stat().st_size == 0:
-        raise VideoReadError("file is empty (0 bytes)")
-    capture = _open(path)
-    fps = capture.get(cv2.CAP_PROP_FPS)
-    capture.release()
+    fps = _container_fps(path)
     total = count_frames(path) if any(clip_range.whole for clip_range in ranges) else None
     if total == 0:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
@@ -142,6 +130,18 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
     if not decoded and wanted:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
     return [_assemble(plan, decoded) for plan in plans]
+
+
+def _container_fps(path: Path) -> float:
+    """The frame rate the container reports (0 when none) of an existing, non-empty file."""
+    if not path.is_file():
+        raise VideoReadError(f"file does not exist: {path}")
+    if path.stat().st_size == 0:
+        raise VideoReadError("file is empty (0 bytes)")
+    capture = _open(path)
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
+    return fps
 
 
 def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int):
