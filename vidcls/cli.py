@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_export, _add_predict, _add_demo):
+    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_export, _add_predict, _add_serve, _add_demo):
         add(commands)
     return parser
 
@@ -263,6 +263,8 @@ def _add_export(commands) -> None:
     command.add_argument("--run-dir", required=True)
     command.add_argument("--quantize", default="none",
                          help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights)")
+    command.add_argument("--end-to-end", action="store_true",
+                         help="also a model over raw frames [B, T, S, S, 3] uint8 with the backbone inside")
     command.set_defaults(handler=_export)
 
 
@@ -275,6 +277,13 @@ def _export(args) -> int:
         print(f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
               f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
               f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}")
+    if args.end_to_end:
+        from vidcls.export.exporter import export_end_to_end
+
+        entry = export_end_to_end(args.run_dir)
+        print(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls predict "
+              f"{entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| {entry['max_abs_diff']:.2e}, "
+              f"{entry['latency_ms']:.1f} ms/clip")
     print(f"report: {args.run_dir}/export/export_report.json")
     return 0
 
@@ -326,6 +335,23 @@ def _scores_text(result: dict) -> str:
     if "targets" in result:
         return "  ".join(f"{target}: {_scores_text(values)}" for target, values in result["targets"].items())
     return " ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
+
+
+def _add_serve(commands) -> None:
+    command = commands.add_parser("serve", help="an HTTP API for a trained run: POST /predict, GET /healthz, GET /metadata")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
+    command.add_argument("--port", type=int, default=8000)
+    command.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads are answered with 413")
+    command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
+    command.set_defaults(handler=_serve)
+
+
+def _serve(args) -> int:
+    from vidcls.serving.server import serve
+
+    serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, weights=args.weights)
+    return 0
 
 
 def _add_demo(commands) -> None:

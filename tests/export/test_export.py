@@ -92,3 +92,28 @@ def test_unavailable_or_unknown_quantization_is_a_clear_error(trained_run, capsy
     assert "full-integer int8 does not yet agree with the trained model" in capsys.readouterr().err
     assert main(["export", "--run-dir", str(trained_run), "--quantize", "int4"]) == 2
     assert "Unknown --quantize 'int4'; choose from: none, float16, dynamic" in capsys.readouterr().err
+
+
+def test_end_to_end_model_runs_on_raw_frames_like_vidcls_predict(trained_run, tmp_path):
+    import shutil
+
+    from vidcls.export.exporter import export_end_to_end
+    from vidcls.serving import Predictor
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("export", "eval*"))
+    entry = export_end_to_end(run, videos=3)
+    assert entry["top1_agreement"] == 1.0 and entry["max_abs_diff"] < 1e-4 and entry["checked_on_videos"] == 3
+    assert "CONV_2D" in entry["ops"] and not [op for op in entry["ops"] if op.startswith("Flex") or op == "CUSTOM"]
+    assert json.loads((run / "export" / "export_report.json").read_text())["end_to_end"] == entry
+    # The file on its own: raw uint8 frames in, the probabilities vidcls predict gives out.
+    predictor = Predictor(run)
+    video = json.loads((run / "features.json").read_text())["cache_dir"]
+    from vidcls.features import FeatureCache
+
+    clip_video = FeatureCache(video).entries[0]["video"]
+    clip = predictor.read(clip_video)
+    runner = Interpreter(model_path=str(run / "export" / entry["path"])).get_signature_runner()
+    output = next(iter(runner(frames=clip.frames[None], mask=np.ones((1, 8), np.float32)).values()))[0]
+    expected = predictor.predict(clip_video)["probabilities"]
+    np.testing.assert_allclose(output, [expected[name] for name in predictor.label_space["label"]], atol=1e-4)

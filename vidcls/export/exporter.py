@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def _parity_features(run: RunDir, features_info: dict, limit: int, space: dict) 
     return data.features.astype(np.float32), data.masks
 
 
-def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: dict[str, np.ndarray]) -> dict:
+def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: dict[str, np.ndarray],
+                  input_name: str = "features") -> dict:
     """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter,
     through the model's signature (inputs by name: `features`, `mask`; one output per
     target). Agreement is the worst target's; `per_output` has each one's."""
@@ -148,7 +150,7 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
     outputs = {target: np.empty_like(values) for target, values in reference.items()}
     started = time.perf_counter()
     for row, (clip, mask) in enumerate(zip(samples, masks)):
-        result = runner(features=clip[None], mask=mask[None])
+        result = runner(**{input_name: clip[None]}, mask=mask[None])
         if len(reference) == 1:
             result = {next(iter(reference)): next(iter(result.values()))}
         for target in reference:
@@ -164,3 +166,86 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
         "latency_ms": latency_ms,
         **({"per_output": per_output} if len(per_output) > 1 else {}),
     }
+
+
+END_TO_END_DIR = "saved_model_end_to_end"
+END_TO_END_TFLITE = "model_end_to_end_float32.tflite"
+
+
+def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
+    """Writes a SavedModel and a float32 TFLite file whose input is raw frames: `frames`
+    uint8 `[B, T, S, S, 3]` (RGB, resized to the backbone's size S) and `mask` `[B, T]`.
+    They contain the backbone, its preprocessing and the classifier (features are rounded
+    through float16 as in the cache, so they compute what `vidcls predict` computes).
+    Checked against `vidcls predict`'s path (decode -> backbone -> classifier) on up to
+    `videos` held-out clips, decoded once.
+
+    Returns the report entry (also added to export_report.json's `end_to_end`).
+    """
+    import keras
+    import tensorflow as tf
+
+    from vidcls.models import rebuild_for_export
+    from vidcls.serving.predictor import Predictor
+
+    run = RunDir(run_dir)
+    predictor = Predictor(run.root)  # rebuilds the backbone and checks its weights against the cache's
+    backbone, num_frames = predictor.backbone, predictor.num_frames
+    size, feature_dim = backbone.image_size, backbone.feature_dim
+    classifier = rebuild_for_export(predictor.model, num_frames)
+    preprocess = getattr(keras.applications, backbone.spec.module).preprocess_input
+    space = predictor.label_space
+
+    def serve(frames, mask):
+        batch = tf.shape(frames)[0]
+        images = preprocess(tf.reshape(tf.cast(frames, tf.float32), [-1, size, size, 3]))
+        features = tf.reshape(backbone._model(images, training=False), [batch, num_frames, feature_dim])
+        features = tf.cast(tf.cast(features, tf.float16), tf.float32)  # as the cache stores them
+        outputs = classifier([features, mask], training=False)
+        return outputs if isinstance(outputs, dict) else {"probabilities": outputs}
+
+    out = run.export_dir
+    out.mkdir(parents=True, exist_ok=True)
+    saved_model = out / END_TO_END_DIR
+    # Keras's archive tracks both models' variables, so the converter can freeze them.
+    archive = keras.export.ExportArchive()
+    archive.track(backbone._model)
+    archive.track(classifier)
+    archive.add_endpoint("serve", serve, input_signature=[
+        tf.TensorSpec([None, num_frames, size, size, 3], tf.uint8, name="frames"),
+        tf.TensorSpec([None, num_frames], tf.float32, name="mask")])
+    archive.write_out(str(saved_model), verbose=False)
+    path = out / END_TO_END_TFLITE
+    path.write_bytes(_convert(saved_model, "float32"))
+
+    clips = _held_out_clips(run, predictor, videos)
+    frames = np.stack([clip.frames for clip in clips])
+    masks = np.stack([predictor._embed(clip)[1] for clip in clips])
+    reference = {target: np.stack([_as_target_probabilities(predictor.classify(clip), target, space) for clip in clips])
+                 for target in space}
+    checked = _check_tflite(path, frames, masks, reference, input_name="frames")
+    entry = {"name": "end_to_end_float32", "path": path.name, "size_bytes": path.stat().st_size,
+             "inputs": {"frames": [1, num_frames, size, size, 3], "mask": [1, num_frames]},
+             "checked_on_videos": len(clips), **checked}
+    report_path = out / "export_report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {"variants": []}
+    report["end_to_end"] = entry
+    atomic_write_json(report_path, report)
+    return entry
+
+
+def _held_out_clips(run: RunDir, predictor, limit: int) -> list:
+    """The first held-out videos (test, else val), decoded as `vidcls predict` reads them."""
+    cache = FeatureCache(run.features()["cache_dir"])
+    by_id = {entry["clip_id"]: entry for entry in cache.entries}
+    splits = run.splits()
+    clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
+    videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in clip_ids))[:limit]
+    if not videos:
+        raise VidclsError(f"{run.root} has no held-out video to check the end-to-end model on")
+    return [predictor.read(video) for video in videos]
+
+
+def _as_target_probabilities(result: dict, target: str, space: dict) -> np.ndarray:
+    values = result["targets"][target] if "targets" in result else result
+    return np.array([values["probabilities"][name] for name in space[target]])

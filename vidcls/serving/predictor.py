@@ -59,9 +59,17 @@ class Predictor:
         Raises:
             VideoReadError: the video cannot be decoded.
         """
-        clip = read_sampled_frames(video, self.num_frames, self.backbone.image_size)
+        return {"video": str(video), **self.classify(self.read(video))}
+
+    def read(self, video: str | Path):
+        """Decodes and samples `video` (the part that needs no model; callers may run it
+        in parallel with `classify` of another video)."""
+        return read_sampled_frames(video, self.num_frames, self.backbone.image_size)
+
+    def classify(self, clip) -> dict:
+        """Backbone and classifier on a clip from `read`."""
         features, mask = self._embed(clip)
-        return {"video": str(video), **self._results(features[None], mask[None])[0]}
+        return self._results(features[None], mask[None])[0]
 
     def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float) -> dict:
         """Scores a long video in windows of `window_sec` seconds every `stride_sec`
