@@ -262,7 +262,7 @@ def _add_export(commands) -> None:
     command = commands.add_parser("export", help="SavedModel + TFLite, checked in the LiteRT interpreter")
     command.add_argument("--run-dir", required=True)
     command.add_argument("--quantize", default="none",
-                         help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights)")
+                         help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights), int8 (full integer)")
     command.add_argument("--end-to-end", action="store_true",
                          help="also a model over raw frames [B, T, S, S, 3] uint8 with the backbone inside")
     command.set_defaults(handler=_export)

@@ -237,3 +237,18 @@ def test_every_model_trains_under_a_two_replica_mirrored_strategy():
         (one, one_replicas), (two, two_replicas) = results[name]["1"], results[name]["2"]
         assert (one_replicas, two_replicas) == (1, 2)
         np.testing.assert_allclose(two, one, rtol=1e-4, err_msg=name)
+
+
+def test_a_feature_constant_in_training_is_not_blown_up():
+    from vidcls.models import adapt_normalization
+
+    model = _build("mean_pool")
+    features = np.random.default_rng(0).normal(size=(20, 6, 12)).astype(np.float32)
+    features[:, :, 3] = 0.0  # a dead unit of the backbone
+    adapt_normalization(model, features)
+    variance = model.get_layer("feature_normalization").adapt_variance.numpy().ravel()
+    assert variance[3] == pytest.approx(np.median(np.delete(variance, 3)), rel=0.05)  # a typical scale, not ~0
+    awake = features[:1].copy()
+    awake[0, :, 3] = 0.5  # it wakes up at test time: a modest change, not a 1e7-fold one
+    change = np.abs(np.asarray(model([awake, np.ones((1, 6), np.float32)])) - np.asarray(model([features[:1], np.ones((1, 6), np.float32)])))
+    assert change.max() < 0.5

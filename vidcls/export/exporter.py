@@ -18,22 +18,17 @@ from vidcls.run_dir import RunDir
 SAVED_MODEL_DIR = "saved_model"
 FLOAT_TFLITE = "model_float32.tflite"
 # --quantize names -> variant names (and files model_<variant>.tflite).
-QUANTIZATIONS = {"none": "float32", "float32": "float32", "float16": "float16", "dynamic": "dynamic_int8"}
-# Full-integer int8 converts, but its predictions are wrong (measured on the demo's
-# attention-LSTM: 25% top-1 agreement with the trained model, chance for 4 classes, and
-# XNNPACK refuses to prepare it); refused until it passes its parity target.
-NOT_AVAILABLE = {"int8": "full-integer int8 does not yet agree with the trained model (measured: 25% top-1 "
-                         "agreement on the demo model); use 'dynamic' (int8 weights, 3.5x smaller, 100% agreement)"}
+QUANTIZATIONS = {"none": "float32", "float32": "float32", "float16": "float16", "dynamic": "dynamic_int8",
+                 "int8": "int8"}
+REPRESENTATIVE_CLIPS = 200  # training clips that calibrate full-integer int8 ranges
 
 
 def parse_quantize(text: str) -> list[str]:
     """`--quantize none,float16,dynamic` as variant names, float32 always first."""
     names = [item.strip() for item in text.split(",") if item.strip()]
     for name in names:
-        if name in NOT_AVAILABLE:
-            raise VidclsError(f"--quantize {name}: {NOT_AVAILABLE[name]}")
         if name not in QUANTIZATIONS:
-            raise VidclsError(f"Unknown --quantize '{name}'; choose from: none, float16, dynamic")
+            raise VidclsError(f"Unknown --quantize '{name}'; choose from: none, float16, dynamic, int8")
     variants = ["float32"] + [QUANTIZATIONS[name] for name in names]
     return list(dict.fromkeys(variants))
 
@@ -74,7 +69,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     report_variants = []
     for name in variants:
         path = out / f"model_{name}.tflite"
-        path.write_bytes(_convert(saved_model, name))
+        path.write_bytes(_convert(saved_model, name, _representative(run, features_info, space) if name == "int8" else None))
         report_variants.append({"name": name, "path": path.name, "size_bytes": path.stat().st_size,
                                 **_check_tflite(path, samples, masks, reference)})
     float_size = report_variants[0]["size_bytes"]
@@ -101,18 +96,35 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     return report
 
 
-def _convert(saved_model: Path, variant: str) -> bytes:
+def _convert(saved_model: Path, variant: str, representative=None) -> bytes:
     """TFLite bytes of `saved_model`, builtin ops only: float32; float16 weights (computed
-    in float32, half the size); or dynamic-range int8 weights (activations stay float)."""
+    in float32, half the size); dynamic-range int8 weights (activations stay float); or
+    full-integer int8 (weights and activations, ranges calibrated on `representative`
+    training clips; float inputs and outputs, quantised inside)."""
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if variant in ("float16", "dynamic_int8"):
+    if variant in ("float16", "dynamic_int8", "int8"):
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "float16":
         converter.target_spec.supported_types = [tf.float16]
+    if variant == "int8":
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
+
+
+def _representative(run: RunDir, features_info: dict, space: dict):
+    """A generator of training clips `{"features", "mask"}` for int8 calibration."""
+    clip_ids = run.splits()["train"][:REPRESENTATIVE_CLIPS]
+    data = load_labelled_features(FeatureCache(features_info["cache_dir"]), clip_ids, space)
+
+    def clips():
+        for features, mask in zip(data.features, data.masks):
+            yield {"features": np.asarray(features, np.float32)[None], "mask": mask[None]}
+
+    return clips
 
 
 def _output_metadata(space: dict) -> dict:
@@ -139,14 +151,22 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
     """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter,
     through the model's signature (inputs by name: `features`, `mask`; one output per
     target). Agreement is the worst target's; `per_output` has each one's."""
-    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
+    runner, delegate = interpreter.get_signature_runner(), "xnnpack"
+    try:
+        runner(**{input_name: samples[:1]}, mask=masks[:1])
+    except RuntimeError:
+        # XNNPACK cannot prepare some int8 graphs ("failed to create XNNPACK runtime"); the
+        # builtin kernels run them, as they would on a phone without the delegate.
+        interpreter = Interpreter(model_path=str(path), num_threads=1,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        runner, delegate = interpreter.get_signature_runner(), "builtin kernels (XNNPACK could not prepare this graph)"
     ops = sorted({op["op_name"] for op in interpreter._get_ops_details()})
     custom = [op for op in ops if op.startswith("Flex") or op == "CUSTOM"]
     if custom:
         raise VidclsError(f"Expected builtin TFLite ops only in {path}; found {custom}")
-    runner = interpreter.get_signature_runner()
     outputs = {target: np.empty_like(values) for target, values in reference.items()}
     started = time.perf_counter()
     for row, (clip, mask) in enumerate(zip(samples, masks)):
@@ -164,6 +184,7 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
         "top1_agreement": min(values["top1_agreement"] for values in per_output.values()),
         "max_abs_diff": max(values["max_abs_diff"] for values in per_output.values()),
         "latency_ms": latency_ms,
+        "kernels": delegate,
         **({"per_output": per_output} if len(per_output) > 1 else {}),
     }
 
