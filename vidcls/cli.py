@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import sys
+from pathlib import Path
 
 from vidcls import __version__
 from vidcls.errors import VidclsError
@@ -49,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_export, _add_predict, _add_serve, _add_demo):
+    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_sweep, _add_export, _add_predict, _add_serve, _add_demo):
         add(commands)
     return parser
 
@@ -335,6 +336,22 @@ def _scores_text(result: dict) -> str:
     if "targets" in result:
         return "  ".join(f"{target}: {_scores_text(values)}" for target, values in result["targets"].items())
     return " ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
+
+
+def _add_sweep(commands) -> None:
+    command = commands.add_parser("sweep", help="grid or random search over config keys; each trial is a normal run")
+    command.add_argument("--config", required=True, help="the sweep file (YAML; see vidcls/training/sweep.py)")
+    command.add_argument("--out-dir", required=True, help="trials, sweep_results.csv/.md and best_config.yaml go here")
+    command.set_defaults(handler=_sweep)
+
+
+def _sweep(args) -> int:
+    from vidcls.training.sweep import run_sweep
+
+    rows = run_sweep(args.config, args.out_dir, progress=True)
+    print((Path(args.out_dir) / "sweep_results.md").read_text())
+    print(f"best: trial {rows[0]['trial']} ({rows[0]['run_dir']}); config in {args.out_dir}/best_config.yaml")
+    return 0
 
 
 def _add_serve(commands) -> None:
