@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_sweep, _add_export, _add_predict, _add_serve, _add_demo):
+    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_sweep, _add_finetune, _add_export, _add_predict, _add_serve, _add_demo):
         add(commands)
     return parser
 
@@ -336,6 +336,40 @@ def _scores_text(result: dict) -> str:
     if "targets" in result:
         return "  ".join(f"{target}: {_scores_text(values)}" for target, values in result["targets"].items())
     return " ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())
+
+
+def _add_finetune(commands) -> None:
+    command = commands.add_parser("finetune", help="adapt a trained run to new data with LoRA (everything else frozen)")
+    command.add_argument("--from", dest="source", required=True, metavar="RUN_DIR", help="the trained run to adapt")
+    command.add_argument("--cache-dir", required=True, help="features of the new domain (same backbone and labels)")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("--lora-rank", type=int, default=8)
+    command.add_argument("--lora-alpha", type=float, default=0.0, help="adapter scale alpha / rank (default: alpha = rank)")
+    command.add_argument("--epochs", type=int)
+    command.add_argument("--learning-rate", type=float)
+    command.add_argument("--batch-size", type=int)
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    command.set_defaults(handler=_finetune)
+
+
+def _finetune(args) -> int:
+    from vidcls.config import load_experiment_config
+    from vidcls.run_dir import RunDir
+    from vidcls.training import train
+
+    source = RunDir(args.source)
+    source.require_trained()
+    flags = {"data.cache_dir": args.cache_dir, "model.init_from": args.source, "model.lora_rank": args.lora_rank,
+             "model.lora_alpha": args.lora_alpha, "train.epochs": args.epochs,
+             "train.learning_rate": args.learning_rate, "train.batch_size": args.batch_size}
+    config = load_experiment_config(None, flags, args.set, base=source.config())
+    result = train(config, args.run_dir, progress=True)
+    if not result.already_done:
+        share = 100.0 * (result.trainable_parameters or 0) / max(result.parameters, 1)
+        print(f"fine-tuned {config.model.name} with LoRA rank {args.lora_rank}: {result.trainable_parameters:,} trainable "
+              f"parameters of {result.parameters:,} ({share:.2f}%), {result.epochs_run} epochs in {result.seconds:.1f} s; "
+              f"best val accuracy {result.best_val_accuracy}; merged model in {result.run_dir}/best.keras")
+    return 0
 
 
 def _add_sweep(commands) -> None:

@@ -82,6 +82,8 @@ class ModelConfig:
     mlp_units: int = 256  # transformer MLP width
     stochastic_depth: float = 0.1  # transformer: drop rate of the last block's residual branches
     init_from: str = ""  # a trained run whose weights start this one (e.g. fewer frames); see --init-from
+    lora_rank: int = 0  # > 0: fine-tune init_from's model with LoRA adapters of this rank, all else frozen
+    lora_alpha: float = 0.0  # LoRA scale alpha / rank (0: alpha = rank)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,7 +23,7 @@ MODELS = {
 }
 logger = logging.getLogger("vidcls")
 # ModelConfig keys that are not hyperparameters of an architecture.
-NOT_HYPERPARAMETERS = ("name", "init_from")
+NOT_HYPERPARAMETERS = ("name", "init_from", "lora_rank", "lora_alpha")
 
 
 def model_class(name: str):

@@ -74,21 +74,43 @@ class EpochSync(keras.callbacks.Callback):
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
     """Saves the model as `directory/epoch_NNN.keras` after every `every`-th epoch
-    (written to a temporary name, then renamed, so a kill never leaves half a file)."""
+    (written to a temporary name, then renamed, so a kill never leaves half a file).
+    `transform` turns the training model into the one to save (LoRA: the merged model)."""
 
-    def __init__(self, directory: Path, every: int):
+    def __init__(self, directory: Path, every: int, transform=None):
         super().__init__()
         self.directory = Path(directory)
         self.every = every
+        self.transform = transform
 
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        self.directory.mkdir(parents=True, exist_ok=True)
-        path = self.directory / f"epoch_{epoch + 1:03d}.keras"
-        partial = path.with_name(f".{path.stem}.partial.keras")
-        self.model.save(partial)
-        partial.replace(path)
+        _save_atomically(self.transform(self.model) if self.transform else self.model,
+                         self.directory / f"epoch_{epoch + 1:03d}.keras")
+
+
+class BestTransformedCheckpoint(keras.callbacks.Callback):
+    """Keras's ModelCheckpoint(save_best_only=True) for a model that must be transformed
+    before saving (LoRA: merged into a plain model, which loads and exports like any)."""
+
+    def __init__(self, path: Path, monitor: str, transform, initial: float | None = None):
+        super().__init__()
+        self.path, self.monitor, self.transform = Path(path), monitor, transform
+        self.best = float("inf") if initial is None else initial
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is not None and float(value) < self.best:
+            self.best = float(value)
+            _save_atomically(self.transform(self.model), self.path)
+
+
+def _save_atomically(model, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.stem}.partial.keras")
+    model.save(partial)
+    partial.replace(path)
 
 
 class TensorBoardExtras(keras.callbacks.Callback):

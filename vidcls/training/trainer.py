@@ -83,6 +83,10 @@ def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> Tr
         return finished
     if config.train.epochs < 1 or config.train.batch_size < 1:
         raise VidclsError(f"Expected train.epochs >= 1 and train.batch_size >= 1; received {config.train.epochs} and {config.train.batch_size}")
+    if config.model.lora_rank and not config.model.init_from:
+        raise VidclsError("model.lora_rank adapts a trained model: set model.init_from (vidcls finetune --from RUN_DIR)")
+    if config.model.lora_rank < 0:
+        raise VidclsError(f"Expected model.lora_rank >= 0 (0: off); received {config.model.lora_rank}")
     if config.train.checkpoint_every < 0:
         raise VidclsError(f"Expected train.checkpoint_every >= 0 (0: off); received {config.train.checkpoint_every}")
     from vidcls.models import model_class
@@ -113,8 +117,10 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     from vidcls.models import adapt_normalization, build_model
     from vidcls.models.summary import describe_model
     from vidcls.training.callbacks import (
-        AtomicBackupAndRestore, EpochSync, LearningRateLogger, PeriodicCheckpoint, TensorBoardExtras, ThroughputLogger,
+        AtomicBackupAndRestore, BestTransformedCheckpoint, EpochSync, LearningRateLogger, PeriodicCheckpoint,
+        TensorBoardExtras, ThroughputLogger,
     )
+    from vidcls.training.lora import apply_lora, merge_lora
 
     train_config: TrainConfig = config.train
     multi_task = len(space) > 1
@@ -143,6 +149,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
             _initialise_from(model, config.model.init_from)  # its feature statistics too
         else:
             adapt_normalization(model, train_set.features)
+        lora = apply_lora(model, config.model.lora_rank, config.model.lora_alpha) if config.model.lora_rank else None
         losses = [_loss(train_config, train_set.labels[:, column], count) for column, count in enumerate(class_counts)]
         model.compile(
             optimizer=_optimizer(train_config, steps_per_epoch),
@@ -150,7 +157,12 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
             metrics=({target: [_accuracy()] for target in space} if multi_task else [_accuracy()]),
             jit_compile=runtime.jit_compile,
         )
-    summary = describe_model(model, feature_shape[0])
+    summary = describe_model(merge_lora(model) if lora else model, feature_shape[0])
+    if lora:
+        summary["trainable_parameters"] = lora["trainable"]
+        logger.info("LoRA rank %d on %d layers: %s trainable parameters of %s (%.2f%%), everything else frozen",
+                    config.model.lora_rank, lora["lora_layers"], f"{lora['trainable']:,}", f"{lora['total']:,}",
+                    lora["trainable_percent"])
     logger.info("%s: %s parameters (%s trainable), %.1f MFLOPs per clip of %d frames", config.model.name,
                 f"{summary['parameters']:,}", f"{summary['trainable_parameters']:,}", summary["flops_per_clip"] / 1e6,
                 feature_shape[0])
@@ -164,15 +176,17 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
         ThroughputLogger(min(steps_per_epoch * train_config.batch_size, train_set.num_clips), run.timing_path),
         AtomicBackupAndRestore(run.backup_dir),
         # After a resume, only a model better than the best so far replaces best.keras.
-        keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True,
-                                        initial_value_threshold=_best_so_far(run, monitor)),
+        (BestTransformedCheckpoint(run.best_model_path, monitor, merge_lora, _best_so_far(run, monitor)) if lora else
+         keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True,
+                                         initial_value_threshold=_best_so_far(run, monitor))),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False),
         TensorBoardExtras(run.tensorboard_dir, config, val_data, val_set.labels if has_val else None, space),
     ]
     if train_config.checkpoint_every:
-        callbacks.append(PeriodicCheckpoint(run.checkpoints_dir, train_config.checkpoint_every))
+        callbacks.append(PeriodicCheckpoint(run.checkpoints_dir, train_config.checkpoint_every,
+                                            merge_lora if lora else None))
     _trim_logs(run, AtomicBackupAndRestore.resumed_epoch(run.backup_dir))
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,

@@ -1,0 +1,63 @@
+"""LoRA fine-tuning: adapters only, merged into a plain model that exports like any other."""
+
+import json
+
+import numpy as np
+import pytest
+
+from vidcls.cli import main
+from vidcls.config import ModelConfig
+from vidcls.errors import VidclsError
+from vidcls.models import build_model, load_model
+from vidcls.training.lora import apply_lora, merge_lora
+
+
+def test_only_the_adapters_train_and_merging_reproduces_the_adapted_model():
+    model = build_model(ModelConfig(adapter_units=16, hidden_units=8, attention_units=8), num_classes=3, feature_dim=12)
+    x = [np.random.default_rng(0).normal(size=(2, 6, 12)).astype(np.float32), np.ones((2, 6), np.float32)]
+    before = np.asarray(model(x))
+    summary = apply_lora(model, rank=2, alpha=4)
+    # Adapters on the frame adapter (12 -> 16) and the head (16 -> 3): rank x (in + out) each.
+    assert summary["lora_layers"] == 2 and summary["trainable"] == 2 * (12 + 16) + 2 * (16 + 3)
+    assert {variable.path.split("/")[-1] for variable in model.trainable_variables} == {"lora_kernel_a", "lora_kernel_b"}
+    np.testing.assert_array_equal(np.asarray(model(x)), before)  # B starts at zero: no change yet
+    for variable in model.trainable_variables:
+        if variable.path.endswith("lora_kernel_b"):
+            variable.assign(np.full(variable.shape, 0.05, np.float32))
+    merged = merge_lora(model)
+    np.testing.assert_allclose(np.asarray(merged(x)), np.asarray(model(x)), atol=1e-6)
+    assert not any("lora" in variable.path for variable in merged.weights)
+    with pytest.raises(VidclsError, match="Expected model.lora_rank >= 1"):
+        apply_lora(model, rank=0)
+
+
+def test_finetune_changes_dense_kernels_by_low_rank_updates_only(trained_run, cache_dir, tmp_path, capsys):
+    from vidcls.export import export
+
+    run_dir = tmp_path / "lora"
+    assert main(["finetune", "--from", str(trained_run), "--cache-dir", str(cache_dir), "--run-dir", str(run_dir),
+                 "--lora-rank", "2", "--epochs", "3", "--learning-rate", "0.01"]) == 0
+    assert "trainable parameters of" in capsys.readouterr().out
+    result = json.loads((run_dir / "result.json").read_text())
+    # Rank 2 on the frame adapter (2048 -> 32) and the head (32 -> 4): 5.5% of this tiny model.
+    assert result["trainable_parameters"] == 2 * (2048 + 32) + 2 * (32 + 4) < 0.06 * result["parameters"]
+    source, tuned = load_model(trained_run / "best.keras"), load_model(run_dir / "best.keras")
+    changed = 0
+    for before, after in zip(source.weights, tuned.weights):
+        delta = np.asarray(after.numpy()) - np.asarray(before.numpy())
+        if after.path.split("/")[0] in ("frame_adapter", "probabilities") and after.path.endswith("kernel"):
+            assert np.linalg.matrix_rank(delta, tol=1e-6) <= 2, after.path
+            changed += int(np.abs(delta).max() > 0)
+        else:
+            np.testing.assert_array_equal(delta, 0, err_msg=after.path)  # LSTMs, biases, statistics: frozen
+    assert changed == 2
+    variant = export(run_dir)["variants"][0]  # the merged model exports like any other
+    assert variant["top1_agreement"] == 1.0 and variant["max_abs_diff"] < 1e-4
+
+
+def test_lora_without_a_source_run_is_refused(cache_dir, tmp_path):
+    from vidcls.config import ExperimentConfig
+    from vidcls.training import train
+
+    with pytest.raises(VidclsError, match="model.lora_rank adapts a trained model: set model.init_from"):
+        train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "model.lora_rank": 4}), tmp_path / "run")
