@@ -199,7 +199,7 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     They contain the backbone, its preprocessing and the classifier (features are rounded
     through float16 as in the cache, so they compute what `vidcls predict` computes).
     Checked against `vidcls predict`'s path (decode -> backbone -> classifier) on up to
-    `videos` held-out clips, decoded once.
+    `videos` held-out videos, each decoded once for both.
 
     Returns the report entry (also added to export_report.json's `end_to_end`).
     """

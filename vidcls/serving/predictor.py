@@ -69,11 +69,13 @@ class Predictor:
     def classify(self, clip) -> dict:
         """Backbone and classifier on a clip from `read`."""
         features, mask = self._embed(clip)
-        return self._results(features[None], mask[None])[0]
+        probabilities = self._probabilities(features[None], mask[None])
+        return self._result({target: values[0] for target, values in probabilities.items()})
 
     def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float) -> dict:
         """Scores a long video in windows of `window_sec` seconds every `stride_sec`
-        seconds (T frames sampled per window; the video is decoded once), and merges
+        seconds (T frames sampled per window: one pass counts the frames, one decodes the
+        windows' frames, however many windows overlap), and merges
         consecutive windows with the same label into events.
 
         Returns `{"video", "label", "score", "windows": [{"start_sec", "end_sec", "label",
@@ -100,10 +102,11 @@ class Predictor:
             start, error = failed[0]
             raise VideoReadError(f"window at {start / fps:.2f} s: {error}")
         embedded = [self._embed(clip) for clip in clips]
-        results = self._results(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
+        probabilities = self._probabilities(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
         windows = [{"start_sec": round(clip.frame_range[0] / fps, 3), "end_sec": round(clip.frame_range[1] / fps, 3),
-                    **result} for clip, result in zip(clips, results)]
-        overall = self._mean_result(results)
+                    **self._result({target: values[row] for target, values in probabilities.items()})}
+                   for row, clip in enumerate(clips)]
+        overall = self._result({target: values.mean(axis=0) for target, values in probabilities.items()})
         return {"video": str(video), "label": overall["label"], "score": overall["score"],
                 "window_sec": window_sec, "stride_sec": stride_sec, "windows": windows, "events": merge_events(windows)}
 
@@ -112,24 +115,12 @@ class Predictor:
         features = self.backbone.embed(clip.frames).astype(np.float16).astype(np.float32)
         return features, sampled_frame_mask(clip.total_frames, self.num_frames)
 
-    def _results(self, features: np.ndarray, masks: np.ndarray) -> list[dict]:
-        """One result per clip of `features` `[n, T, D]`."""
-        # A direct call: predict() would build a new tf.function per video.
-        outputs = self.model([features, masks], training=False)
-        if not isinstance(outputs, dict):
-            outputs = {next(iter(self.label_space)): outputs}
-        probabilities = {target: np.asarray(outputs[target], dtype=np.float64) for target in self.label_space}
-        return [self._result({target: values[row] for target, values in probabilities.items()})
-                for row in range(len(features))]
+    def _probabilities(self, features: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
+        """`{target: [n, K]}` for the clips of `features` `[n, T, D]`."""
+        from vidcls.evaluation.evaluate import outputs_by_target
 
-    def _mean_result(self, results: list[dict]) -> dict:
-        if "targets" not in results[0]:
-            names = list(results[0]["probabilities"])
-            return self._result({next(iter(self.label_space)): np.mean(
-                [[result["probabilities"][name] for name in names] for result in results], axis=0)})
-        return self._result({target: np.mean([[result["targets"][target]["probabilities"][name] for name in names]
-                                              for result in results], axis=0)
-                             for target, names in self.label_space.items()})
+        # A direct call: predict() would build a new tf.function per video.
+        return outputs_by_target(self.model([features, masks], training=False), self.label_space)
 
     def _result(self, probabilities: dict[str, np.ndarray]) -> dict:
         targets = {}

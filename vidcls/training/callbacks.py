@@ -146,14 +146,14 @@ class TensorBoardExtras(keras.callbacks.Callback):
             return
         import tensorflow as tf
 
-        outputs = self.model.predict(self.val_data, verbose=0)
-        if not isinstance(outputs, dict):
-            outputs = {next(iter(self.space)): outputs}
+        from vidcls.evaluation.evaluate import outputs_by_target
+
+        outputs = outputs_by_target(self.model.predict(self.val_data, verbose=0), self.space)
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "validation_per_class"))
         with self._writer.as_default(step=epoch):
             for column, (target, names) in enumerate(self.space.items()):
-                predicted = np.asarray(outputs[target]).argmax(axis=1)
+                predicted = outputs[target].argmax(axis=1)
                 truth = self.val_labels[:, column]
                 prefix = "recall" if len(self.space) == 1 else f"recall_{target}"
                 for index, name in enumerate(names):

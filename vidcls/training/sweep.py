@@ -36,6 +36,7 @@ import yaml
 
 from vidcls.config import ExperimentConfig, load_experiment_config, save_config
 from vidcls.errors import VidclsError
+from vidcls.evaluation.compare import markdown_table
 from vidcls.fileio import atomic_write_json
 
 logger = logging.getLogger("vidcls")
@@ -155,10 +156,9 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
     key, descending = RANKINGS[sweep.rank_by]
     column = key.replace("best_", "")
 
-    def order(row):
+    def order(row):  # trials without the metric (no validation split) last
         value = row[column]
-        missing = value is None
-        return (missing, -value if descending and not missing else (value if not missing else 0))
+        return (1, 0.0) if value is None else (0, -value if descending else value)
 
     ranked = sorted(rows, key=order)
     for rank, row in enumerate(ranked, start=1):
@@ -175,12 +175,6 @@ def _write_tables(out: Path, rows: list[dict]) -> None:
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row[column]) for column in columns) + " |" for row in rows]
-    (out / "sweep_results.md").write_text("\n".join(lines) + "\n")
-
-
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+    table = [{column: f"{row[column]:.4g}" if isinstance(row[column], float) else row[column] for column in columns}
+             for row in rows]
+    (out / "sweep_results.md").write_text(markdown_table(table) + "\n")
