@@ -1,24 +1,29 @@
-"""`vidcls sweep`: grid or random search over config keys; every trial is a normal run.
+"""`vidcls sweep`: hyperparameter search over config keys; every trial is a normal run.
 
+KerasTuner's oracles choose the trials; vidcls runs each one as an ordinary run directory.
 A sweep file (YAML):
 
     base: configs/violence_rwf2000.yaml      # optional: a preset every trial starts from
     set:                                     # fixed for every trial
       data.cache_dir: cache/rwf_vgg19
       train.epochs: 20
-    search: grid                             # grid | random
-    trials: 8                                # random search only
-    seed: 0                                  # random search only
+    search: grid                             # grid | random | bayesian | hyperband
+    trials: 8                                # random and bayesian: how many trials
+    seed: 0                                  # random, bayesian, hyperband
     rank_by: val_accuracy                    # val_accuracy (higher first) | val_loss (lower first)
     parameters:
-      train.learning_rate: [1.0e-3, 3.0e-4]  # a list: grid values, or random choices
-      model.dropout: {min: 0.1, max: 0.5}    # a range: random search only
+      train.learning_rate: [1.0e-3, 3.0e-4]  # a list: grid values, or choices
+      model.dropout: {min: 0.1, max: 0.5}    # a range: not for grid
       train.weight_decay: {min: 1.0e-5, max: 1.0e-3, log: true}
 
-Trials go to OUT_DIR/trial_NNN/ (config.yaml, trial.json, the usual run files, eval/ of the
-test split). OUT_DIR/sweep_results.csv and .md rank them; OUT_DIR/best_config.yaml is the
-winner's config. Running the same sweep again skips finished trials and resumes an
-interrupted one, so a killed sweep continues where it stopped.
+Hyperband (`max_epochs`, `factor`, `hyperband_iterations`) sets `train.epochs` itself and
+continues a promoted trial from the run it promotes (`model.init_from`, a fresh schedule).
+
+Trials go to OUT_DIR/trial_<id>/ (config.yaml, trial.json, the usual run files, eval/ of
+the test split); the oracle's state to OUT_DIR/oracle/. OUT_DIR/sweep_results.csv and .md
+rank the trials; OUT_DIR/best_config.yaml is the winner's config. Running the same sweep
+again resumes it: finished trials are kept, an interrupted one continues from its last
+epoch, and the oracle carries on from where it stopped.
 """
 
 from __future__ import annotations
@@ -27,22 +32,28 @@ import csv
 import itertools
 import json
 import logging
-import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
+import keras_tuner
 import yaml
+from keras_tuner.src.engine.trial import TrialStatus
 
 from vidcls.config import ExperimentConfig, load_experiment_config, save_config
 from vidcls.errors import VidclsError
 from vidcls.evaluation.compare import markdown_table
-from vidcls.fileio import atomic_write_json
+from vidcls.fileio import atomic_write_bytes, atomic_write_json
 
 logger = logging.getLogger("vidcls")
 
-SWEEP_KEYS = {"base", "set", "search", "trials", "seed", "rank_by", "parameters"}
-RANKINGS = {"val_accuracy": ("best_val_accuracy", True), "val_loss": ("best_val_loss", False)}
+SEARCHES = ("grid", "random", "bayesian", "hyperband")
+SWEEP_KEYS = {"base", "set", "search", "trials", "seed", "rank_by", "parameters",
+              "num_initial_points", "max_epochs", "factor", "hyperband_iterations"}
+RANKINGS = {"val_accuracy": "max", "val_loss": "min"}
+TUNER_EPOCHS, TUNER_INITIAL_EPOCH, TUNER_PARENT = "tuner/epochs", "tuner/initial_epoch", "tuner/trial_id"
+ORACLE_DIR = "oracle"
+SPEC_FILE = "sweep_spec.json"  # the sweep a directory holds, to refuse resuming another one
+TUNER_ID = "vidcls"
 
 
 @dataclass(frozen=True)
@@ -54,10 +65,15 @@ class Sweep:
     seed: int
     rank_by: str
     parameters: dict
+    num_initial_points: int | None = None
+    max_epochs: int = 0
+    factor: int = 3
+    hyperband_iterations: int = 1
 
 
 def read_sweep(path: str | Path) -> Sweep:
-    """Parses and checks a sweep file; every key it sets must be a valid config key.
+    """Parses and checks a sweep file; every key it sets must be a valid config key, and
+    every value it can give that key a valid value.
 
     Raises:
         VidclsError: a missing file, an unknown sweep key or config key, a bad value.
@@ -66,12 +82,14 @@ def read_sweep(path: str | Path) -> Sweep:
     if not path.is_file():
         raise VidclsError(f"Sweep file {path} does not exist")
     values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise VidclsError(f"Expected a mapping of sweep keys in {path}; received {type(values).__name__}")
     unknown = sorted(set(values) - SWEEP_KEYS)
     if unknown:
         raise VidclsError(f"Unknown key(s) {unknown} in {path}; expected some of {sorted(SWEEP_KEYS)}")
     search = values.get("search", "grid")
-    if search not in ("grid", "random"):
-        raise VidclsError(f"Expected search: grid or random in {path}; received {search!r}")
+    if search not in SEARCHES:
+        raise VidclsError(f"Expected search: one of {', '.join(SEARCHES)} in {path}; received {search!r}")
     rank_by = values.get("rank_by", "val_accuracy")
     if rank_by not in RANKINGS:
         raise VidclsError(f"Expected rank_by: {' or '.join(RANKINGS)} in {path}; received {rank_by!r}")
@@ -82,43 +100,70 @@ def read_sweep(path: str | Path) -> Sweep:
         if isinstance(space, dict):
             if search == "grid":
                 raise VidclsError(f"parameters.{key} in {path} is a range; a grid needs a list of values")
-            if set(space) - {"min", "max", "log"} or not {"min", "max"} <= set(space):
-                raise VidclsError(f"Expected parameters.{key} in {path} as {{min, max[, log]}}; received {space}")
+            if set(space) - {"min", "max", "log"} or not {"min", "max"} <= set(space) or not space["min"] < space["max"]:
+                raise VidclsError(f"Expected parameters.{key} in {path} as {{min, max[, log]}} with min < max; received {space}")
+            if space.get("log") and space["min"] <= 0:
+                raise VidclsError(f"parameters.{key} in {path} is a log range: expected min > 0; received {space['min']}")
         elif not isinstance(space, list) or not space:
             raise VidclsError(f"Expected parameters.{key} in {path} to be a list of values or a range; received {space!r}")
-    trials = int(values.get("trials", 10))
-    if search == "random" and trials < 1:
-        raise VidclsError(f"Expected trials >= 1 in {path}; received {trials}")
-    base = values.get("base")
-    if base and not Path(base).is_absolute():
-        base = str((path.parent / base)) if (path.parent / base).is_file() else base
-    sweep = Sweep(base=base, fixed=values.get("set") or {}, search=search, trials=trials,
-                  seed=int(values.get("seed", 0)), rank_by=rank_by, parameters=parameters)
-    for overrides in trial_overrides(sweep):
-        trial_config(sweep, overrides, str(path))  # every trial's config is valid before any runs
+    sweep = Sweep(
+        base=_resolve_base(values.get("base"), path), fixed=values.get("set") or {}, search=search,
+        trials=_positive(values, "trials", 10, path), seed=int(values.get("seed", 0)), rank_by=rank_by,
+        parameters=parameters,
+        num_initial_points=_positive(values, "num_initial_points", None, path),
+        max_epochs=_positive(values, "max_epochs", 0, path),
+        factor=_positive(values, "factor", 3, path),
+        hyperband_iterations=_positive(values, "hyperband_iterations", 1, path))
+    _check_hyperband(sweep, path)
+    for overrides in _value_samples(sweep):
+        config = trial_config(sweep, overrides, str(path))  # every value is valid before any trial runs
+    if not (config.data.val_fraction > 0 or config.data.split_file):
+        raise VidclsError(f"Sweeps rank trials by {rank_by}, a validation metric: expected data.val_fraction > 0 "
+                          f"(or a data.split_file with a val list) in {path}; received {config.data.val_fraction}")
     return sweep
 
 
-def trial_overrides(sweep: Sweep) -> list[dict]:
-    """The `{key: value}` of every trial, in order (the grid's product, or seeded draws)."""
-    keys = list(sweep.parameters)
+def _positive(values: dict, key: str, default, path: Path):
+    if values.get(key) is None:
+        return default
+    value = values[key]
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise VidclsError(f"Expected {key}: an integer >= 1 in {path}; received {value!r}")
+    return value
+
+
+def _resolve_base(base, path: Path):
+    if base and not Path(base).is_absolute() and (path.parent / base).is_file():
+        return str(path.parent / base)
+    return base
+
+
+def _check_hyperband(sweep: Sweep, path: Path) -> None:
+    if sweep.search != "hyperband":
+        return
+    if not sweep.max_epochs:
+        raise VidclsError(f"search: hyperband needs max_epochs (the most epochs one trial trains) in {path}")
+    if sweep.factor < 2:
+        raise VidclsError(f"Expected factor >= 2 for hyperband in {path}; received {sweep.factor}")
+    for key in ("train.epochs", "model.init_from"):
+        if key in sweep.parameters or key in sweep.fixed:
+            raise VidclsError(f"search: hyperband sets {key} itself (epochs per round; a promoted trial starts from "
+                              f"its parent's run); remove {key} from {path}")
+    if load_experiment_config(sweep.base, None, None).model.init_from:
+        raise VidclsError(f"search: hyperband continues promoted trials with model.init_from, which the base config "
+                          f"{sweep.base} already sets (a LoRA source?); use grid, random or bayesian")
+
+
+def _value_samples(sweep: Sweep) -> list[dict]:
+    """Every grid point; otherwise each listed value and each range's ends, key by key."""
     if sweep.search == "grid":
+        keys = list(sweep.parameters)
         return [dict(zip(keys, values)) for values in itertools.product(*(sweep.parameters[key] for key in keys))]
-    rng = np.random.default_rng(sweep.seed)
-    trials = []
-    for _ in range(sweep.trials):
-        trial = {}
-        for key in keys:
-            space = sweep.parameters[key]
-            if isinstance(space, list):
-                trial[key] = space[int(rng.integers(len(space)))]
-            elif space.get("log"):
-                trial[key] = float(math.exp(rng.uniform(math.log(space["min"]), math.log(space["max"]))))
-            else:
-                value = rng.uniform(space["min"], space["max"])
-                trial[key] = int(round(value)) if all(isinstance(space[b], int) for b in ("min", "max")) else float(value)
-        trials.append(trial)
-    return trials
+    samples = []
+    for key, space in sweep.parameters.items():
+        for value in (space if isinstance(space, list) else (space["min"], space["max"])):
+            samples.append({key: value})
+    return samples
 
 
 def trial_config(sweep: Sweep, overrides: dict, source: str) -> ExperimentConfig:
@@ -126,55 +171,244 @@ def trial_config(sweep: Sweep, overrides: dict, source: str) -> ExperimentConfig
     return config.replace({**sweep.fixed, **overrides}, source=source)
 
 
+class SearchSpace:
+    """The sweep's parameters as KerasTuner hyperparameters, and back.
+
+    A list of numbers, strings or booleans becomes a `Choice` of those values (ints and
+    floats mixed become floats); any other list (lists, None...) a `Choice` of positions
+    in it. A range becomes an `Int` (both ends integers) or a `Float`, log-sampled if asked.
+    """
+
+    def __init__(self, parameters: dict):
+        self.hyperparameters = keras_tuner.HyperParameters()
+        self._by_position = {}
+        self.choices = {}  # key -> the values of its Choice, for the grid
+        for key, space in parameters.items():
+            if isinstance(space, dict):
+                sampling = "log" if space.get("log") else "linear"
+                if all(isinstance(space[end], int) for end in ("min", "max")):
+                    self.hyperparameters.Int(key, space["min"], space["max"], sampling=sampling)
+                else:
+                    self.hyperparameters.Float(key, float(space["min"]), float(space["max"]), sampling=sampling)
+            elif _one_scalar_type(space):
+                numbers = all(isinstance(value, (int, float)) and not isinstance(value, bool) for value in space)
+                values = [float(value) for value in space] if numbers and len({type(v) for v in space}) > 1 else space
+                self.choices[key] = values
+                self.hyperparameters.Choice(key, values)
+            else:
+                self._by_position[key] = list(space)
+                self.choices[key] = list(range(len(space)))
+                self.hyperparameters.Choice(key, self.choices[key], ordered=False)
+
+    def overrides(self, values: dict) -> dict:
+        """The config overrides of a trial's hyperparameter values (tuner/* keys left out)."""
+        return {key: self._by_position[key][value] if key in self._by_position else _native(value)
+                for key, value in values.items() if not key.startswith("tuner/")}
+
+
+def _native(value):
+    """A Python scalar for a NumPy one (the Bayesian oracle proposes np.float64)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _one_scalar_type(values: list) -> bool:
+    kinds = {"bool" if isinstance(v, bool) else "number" if isinstance(v, (int, float)) else
+             "str" if isinstance(v, str) else "other" for v in values}
+    return len(kinds) == 1 and "other" not in kinds
+
+
+class GridOracle(keras_tuner.Oracle):
+    """Every combination of the listed values, in the sweep file's order (the last key
+    fastest). The next one is the first not tried yet, worked out from the trials the
+    oracle saved, so a reloaded oracle carries on where it stopped. (KerasTuner 1.4's
+    GridSearchOracle keeps its place in memory only: after a reload it fails with a
+    KeyError on the first trial it tries to follow.)"""
+
+    def __init__(self, grid: list[dict], **kwargs):
+        super().__init__(max_trials=len(grid), **kwargs)
+        self.grid = grid
+
+    def populate_space(self, trial_id):
+        for values in self.grid:
+            if not self._duplicate(values):
+                return {"status": TrialStatus.RUNNING, "values": dict(values)}
+        return {"status": TrialStatus.IDLE if self.ongoing_trials else TrialStatus.STOPPED, "values": None}
+
+
+def make_oracle(sweep: Sweep, space: SearchSpace):
+    """The KerasTuner oracle for `sweep.search`, quiet (vidcls logs trials itself)."""
+    common = dict(objective=keras_tuner.Objective(sweep.rank_by, RANKINGS[sweep.rank_by]),
+                  hyperparameters=space.hyperparameters, seed=sweep.seed + 1)  # KerasTuner treats seed 0 as "draw one"
+    oracles = keras_tuner.oracles
+    if sweep.search == "grid":
+        keys = list(space.choices)
+        grid = [dict(zip(keys, values)) for values in itertools.product(*(space.choices[key] for key in keys))]
+        oracle = GridOracle(grid, **common)
+    elif sweep.search == "random":
+        oracle = oracles.RandomSearchOracle(max_trials=sweep.trials, **common)
+    elif sweep.search == "bayesian":
+        oracle = oracles.BayesianOptimizationOracle(max_trials=sweep.trials,
+                                                    num_initial_points=sweep.num_initial_points, **common)
+    else:
+        oracle = oracles.HyperbandOracle(max_epochs=sweep.max_epochs, factor=sweep.factor,
+                                         hyperband_iterations=sweep.hyperband_iterations, **common)
+    oracle.verbose = 0
+    return oracle
+
+
 def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = False) -> list[dict]:
-    """Runs (or resumes) every trial, evaluates each on its test split, writes the ranked
-    tables and the best config; returns the ranked rows."""
+    """Runs (or resumes) the search, evaluates every trial on its test split, writes the
+    ranked tables and the best config; returns the ranked rows (failed trials last).
+
+    Raises:
+        VidclsError: a bad sweep file, OUT_DIR holding another sweep, three trials in a
+            row failing, or no trial finishing.
+    """
+    sweep = read_sweep(sweep_file)
+    out = Path(out_dir)
+    _claim(out, sweep, sweep_file)
+    space = SearchSpace(sweep.parameters)
+    oracle = make_oracle(sweep, space)
+    oracle._set_project_dir(str(out), ORACLE_DIR)
+    if (out / ORACLE_DIR / "oracle.json").is_file():
+        oracle.reload()  # an interrupted trial goes back in the queue and runs first
+        logger.info("resuming the sweep in %s: %d trial(s) finished", out, len(oracle.end_order))
+    while True:
+        trial = oracle.create_trial(TUNER_ID)
+        if trial.status == TrialStatus.STOPPED:
+            break
+        if trial.status != TrialStatus.RUNNING:
+            raise VidclsError(f"The {sweep.search} oracle has no trial to run (status {trial.status}) while none is running")
+        values = trial.hyperparameters.values
+        overrides = space.overrides(values)
+        total = oracle.max_trials if sweep.search != "hyperband" else None
+        logger.info("trial %s%s: %s", trial.trial_id, f" of {total}" if total else "", overrides)
+        try:
+            row = _run_trial(sweep, out, trial.trial_id, overrides, values, str(sweep_file), progress)
+        except Exception as error:  # one bad trial (out of memory, a diverging setting) is recorded, the sweep goes on
+            logger.error("trial %s failed: %s", trial.trial_id, error)
+            trial.status, trial.message = TrialStatus.FAILED, f"{type(error).__name__}: {error}"
+            _write_trial(out, trial.trial_id, overrides, values, row=None, error=trial.message)
+        else:
+            if row[sweep.rank_by] is None:
+                trial.status, trial.message = TrialStatus.FAILED, f"no {sweep.rank_by}: the run has no validation split"
+            else:
+                oracle.update_trial(trial.trial_id, {sweep.rank_by: row[sweep.rank_by]})
+                trial.status = TrialStatus.COMPLETED
+        try:
+            oracle.end_trial(trial)
+        except RuntimeError as error:  # KerasTuner's limit on consecutive failures
+            raise VidclsError(f"Sweep {out} stopped: {error} The last: {trial.message}") from error
+    return _summarise(sweep, out, str(sweep_file), [oracle.trials[trial_id] for trial_id in oracle.start_order])
+
+
+def _claim(out: Path, sweep: Sweep, sweep_file) -> None:
+    """OUT_DIR holds one sweep; resuming it with a changed search space is refused."""
+    out.mkdir(parents=True, exist_ok=True)
+    spec = json.loads(json.dumps(asdict(sweep), default=str))
+    path = out / SPEC_FILE
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held != spec:
+            changed = sorted(key for key in set(held) | set(spec) if held.get(key) != spec.get(key))
+            raise VidclsError(f"{out} holds another sweep (it differs from {sweep_file} in {changed}); "
+                              f"resume it with the same file or choose another --out-dir")
+    elif any(out.iterdir()):
+        raise VidclsError(f"--out-dir {out} is not empty and holds no sweep; choose an empty or new directory")
+    else:
+        atomic_write_json(path, spec)
+
+
+def _run_trial(sweep: Sweep, out: Path, trial_id: str, overrides: dict, values: dict, source: str,
+               progress: bool) -> dict:
     from vidcls.evaluation import evaluate
     from vidcls.training.trainer import train
 
-    sweep = read_sweep(sweep_file)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = []
-    trials = trial_overrides(sweep)
-    for index, overrides in enumerate(trials):
-        run_dir = out / f"trial_{index:03d}"
-        config = trial_config(sweep, overrides, str(sweep_file))
-        logger.info("trial %d/%d: %s", index + 1, len(trials), overrides)
-        result = train(config, run_dir, progress=progress)
-        atomic_write_json(run_dir / "trial.json", {"index": index, "parameters": overrides})
-        metrics_path = run_dir / "eval" / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if result.already_done and metrics_path.is_file() \
-            else evaluate(run_dir, "test")
-        rows.append({
-            "trial": index, "run_dir": str(run_dir), **{key: overrides[key] for key in sweep.parameters},
-            "val_accuracy": result.best_val_accuracy, "val_loss": result.best_val_loss,
-            "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
-            "parameters": result.parameters, "trainable_parameters": result.trainable_parameters,
-            "seconds": round(result.seconds, 1),
-        })
-    key, descending = RANKINGS[sweep.rank_by]
-    column = key.replace("best_", "")
+    run_dir = out / f"trial_{trial_id}"
+    config = trial_config(sweep, {**overrides, **_hyperband_overrides(out, values)}, source)
+    result = train(config, run_dir, progress=progress)
+    metrics_path = run_dir / "eval" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if result.already_done and metrics_path.is_file() \
+        else evaluate(run_dir, "test")
+    row = {"trial": trial_id, "run_dir": str(run_dir), **overrides}
+    if sweep.search == "hyperband":  # total epochs, and the trial a promoted one continued
+        row["epochs"], row["continues"] = values[TUNER_EPOCHS], values.get(TUNER_PARENT) or ""
+    row.update({
+        "val_accuracy": result.best_val_accuracy, "val_loss": result.best_val_loss,
+        "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
+        "parameters": result.parameters, "trainable_parameters": result.trainable_parameters,
+        "seconds": round(result.seconds, 1),
+    })
+    _write_trial(out, trial_id, overrides, values, row=row)
+    return row
 
-    def order(row):  # trials without the metric (no validation split) last
-        value = row[column]
-        return (1, 0.0) if value is None else (0, -value if descending else value)
 
-    ranked = sorted(rows, key=order)
+def _hyperband_overrides(out: Path, values: dict) -> dict:
+    """Hyperband's round: train up to `tuner/epochs` in total, a promoted trial starting
+    from its parent's weights (after `tuner/initial_epoch` epochs) with a fresh schedule."""
+    if TUNER_EPOCHS not in values:
+        return {}
+    overrides = {"train.epochs": int(values[TUNER_EPOCHS]) - int(values.get(TUNER_INITIAL_EPOCH, 0))}
+    if values.get(TUNER_PARENT):
+        overrides["model.init_from"] = str(out / f"trial_{values[TUNER_PARENT]}")
+    return overrides
+
+
+def _write_trial(out: Path, trial_id: str, overrides: dict, values: dict, row: dict | None, error: str = "") -> None:
+    run_dir = out / f"trial_{trial_id}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    record = {"trial": trial_id, "parameters": overrides, "status": "failed" if error else "completed", "row": row}
+    if TUNER_EPOCHS in values:
+        record["hyperband"] = {key: values[key] for key in values if key.startswith("tuner/")}
+    if error:
+        record["error"] = error
+    atomic_write_json(run_dir / "trial.json", record)
+
+
+def _summarise(sweep: Sweep, out: Path, source: str, trials: list) -> list[dict]:
+    """Ranks finished trials by the validation metric (failed ones last), writes the tables
+    and the best trial's config (hyperband's: its total epochs, not the continuation)."""
+    rows, failed = [], []
+    for trial in trials:
+        path = out / f"trial_{trial.trial_id}" / "trial.json"
+        record = json.loads(path.read_text()) if path.is_file() else None
+        if record and record["row"] and trial.status == "COMPLETED":
+            rows.append({"status": "completed", **record["row"]})
+        elif trial.status in ("FAILED", "INVALID", "COMPLETED"):
+            failed.append({"status": "failed", "trial": trial.trial_id, "run_dir": str(path.parent),
+                           "error": (trial.message or "").strip().splitlines()[-1:] or [""]})
+    if not rows:
+        raise VidclsError(f"No trial of sweep {out} finished; see the errors in its trial_*/trial.json files")
+    ranked = sorted(rows, key=lambda row: _rank_key(row, sweep.rank_by))
     for rank, row in enumerate(ranked, start=1):
         row["rank"] = rank
-    _write_tables(out, ranked)
-    best = ranked[0]
-    save_config(trial_config(sweep, trials[best["trial"]], str(sweep_file)), out / "best_config.yaml")
-    return ranked
-
-
-def _write_tables(out: Path, rows: list[dict]) -> None:
-    columns = ["rank", *[key for key in rows[0] if key != "rank"]]
+    columns = ["rank", *[key for key in ranked[0] if key != "rank"]]
+    for row in failed:
+        row["error"] = row["error"][0]
+    all_rows = ranked + failed
+    if failed:
+        columns.append("error")
     with (out / "sweep_results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
-        writer.writerows(rows)
-    table = [{column: f"{row[column]:.4g}" if isinstance(row[column], float) else row[column] for column in columns}
-             for row in rows]
-    (out / "sweep_results.md").write_text(markdown_table(table) + "\n")
+        writer.writerows(all_rows)
+    table = [{column: _cell(row.get(column, "")) for column in columns} for row in all_rows]
+    atomic_write_bytes(out / "sweep_results.md", (markdown_table(table) + "\n").encode())
+    best = ranked[0]
+    overrides = {key: best[key] for key in sweep.parameters}
+    if "epochs" in best:
+        overrides["train.epochs"] = best["epochs"]
+    save_config(trial_config(sweep, overrides, source), out / "best_config.yaml")
+    return all_rows
+
+
+def _rank_key(row: dict, rank_by: str) -> tuple:
+    """Best first by `rank_by`; ties broken by the other validation metric, then by time."""
+    accuracy = row["val_accuracy"] if row["val_accuracy"] is not None else float("-inf")
+    loss = row["val_loss"] if row["val_loss"] is not None else float("inf")
+    primary = (-accuracy, loss) if rank_by == "val_accuracy" else (loss, -accuracy)
+    return (*primary, row["seconds"])
+
+
+def _cell(value):
+    return f"{value:.4g}" if isinstance(value, float) else value
