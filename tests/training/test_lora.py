@@ -2,6 +2,7 @@
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 
@@ -15,10 +16,11 @@ from vidcls.training.lora import apply_lora, merge_lora
 def test_only_the_adapters_train_and_merging_reproduces_the_adapted_model():
     model = build_model(ModelConfig(adapter_units=16, hidden_units=8, attention_units=8), num_classes=3, feature_dim=12)
     x = [np.random.default_rng(0).normal(size=(2, 6, 12)).astype(np.float32), np.ones((2, 6), np.float32)]
-    before = np.asarray(model(x))
+    before, parameters = np.asarray(model(x)), model.count_params()
     summary = apply_lora(model, rank=2, alpha=4)
     # Adapters on the frame adapter (12 -> 16) and the head (16 -> 3): rank x (in + out) each.
     assert summary["lora_layers"] == 2 and summary["trainable"] == 2 * (12 + 16) + 2 * (16 + 3)
+    assert summary["total"] == parameters  # the share is of the model without its adapters
     assert {variable.path.split("/")[-1] for variable in model.trainable_variables} == {"lora_kernel_a", "lora_kernel_b"}
     np.testing.assert_array_equal(np.asarray(model(x)), before)  # B starts at zero: no change yet
     for variable in model.trainable_variables:
@@ -61,3 +63,55 @@ def test_lora_without_a_source_run_is_refused(cache_dir, tmp_path):
 
     with pytest.raises(VidclsError, match="model.lora_rank adapts a trained model: set model.init_from"):
         train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "model.lora_rank": 4}), tmp_path / "run")
+
+
+def _as_another_camera(source, target, transform) -> None:
+    capture = cv2.VideoCapture(str(source))
+    fps, frames = capture.get(cv2.CAP_PROP_FPS), []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(np.ascontiguousarray(transform(frame)))
+    capture.release()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"mp4v"), fps, frames[0].shape[1::-1])
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+
+
+def test_lora_wins_back_a_camera_that_swaps_red_and_blue(tmp_path):
+    """Two classes differ only in colour order (blue_to_red, red_to_blue); a second camera
+    delivering BGR as RGB makes each look like the other. A few epochs of LoRA on the new
+    camera's training clips beat the frozen source model on its test clips."""
+    from tests.conftest import TINY_FEATURES
+    from vidcls.config import ExperimentConfig, FeatureConfig
+    from vidcls.data import load_labelled_features, synthesize
+    from vidcls.features import FeatureCache, extract
+    from vidcls.run_dir import RunDir
+    from vidcls.training import train
+
+    camera_a = synthesize(tmp_path / "camera_a", num_videos=96, seed=1).out_dir
+    for video in sorted(camera_a.rglob("*.mp4")):
+        _as_another_camera(video, tmp_path / "camera_b" / video.relative_to(camera_a), lambda frame: frame[..., ::-1])
+    for camera in ("camera_a", "camera_b"):
+        extract(FeatureConfig(data_dir=str(tmp_path / camera), cache_dir=str(tmp_path / f"cache_{camera}"), **TINY_FEATURES))
+    source = tmp_path / "source"
+    train(ExperimentConfig().replace({
+        "data.cache_dir": str(tmp_path / "cache_camera_a"), "train.epochs": 30, "train.batch_size": 8,
+        "train.learning_rate": 3e-3, "model.adapter_units": 32, "model.hidden_units": 16, "model.attention_units": 8,
+    }), source)
+    tuned = tmp_path / "lora"
+    assert main(["finetune", "--from", str(source), "--cache-dir", str(tmp_path / "cache_camera_b"), "--run-dir",
+                 str(tuned), "--lora-rank", "4", "--epochs", "20", "--learning-rate", "0.01"]) == 0
+
+    def accuracy(run_dir, camera, split_run):
+        space = RunDir(run_dir).label_space()
+        clips = load_labelled_features(FeatureCache(tmp_path / f"cache_{camera}"), RunDir(split_run).splits()["test"], space)
+        probabilities = load_model(run_dir / "best.keras").predict([clips.features.astype("float32"), clips.masks], verbose=0)
+        return float((np.asarray(probabilities).argmax(1) == clips.labels[:, 0]).mean())
+
+    assert accuracy(source, "camera_a", source) >= 0.75  # the source model knows its own camera
+    frozen, adapted = accuracy(source, "camera_b", tuned), accuracy(tuned, "camera_b", tuned)
+    assert adapted >= frozen + 0.25, (frozen, adapted)

@@ -24,7 +24,8 @@ def _lora_layers(model) -> list:
 
 def apply_lora(model, rank: int, alpha: float = 0.0) -> dict:
     """Adds rank-`rank` adapters (scale `alpha / rank`; alpha 0 means rank) and freezes
-    everything else. Returns `{"lora_layers", "trainable", "total", "trainable_percent"}`.
+    everything else. Returns `{"lora_layers", "trainable", "total", "trainable_percent"}`:
+    adapter parameters, and their share of the model's parameters without adapters.
 
     Raises:
         VidclsError: a rank below 1, or a model without dense layers.
@@ -40,7 +41,8 @@ def apply_lora(model, rank: int, alpha: float = 0.0) -> dict:
         if not variable.path.endswith(LORA_VARIABLES):
             variable.trainable = False
     trainable = int(sum(np.prod(variable.shape) for variable in model.trainable_variables))
-    total = int(sum(np.prod(variable.shape) for variable in model.weights))
+    # The share is of the model as it ships (adapters merged): the same count `vidcls train` reports.
+    total = int(sum(np.prod(variable.shape) for variable in model.weights if not variable.path.endswith(LORA_VARIABLES)))
     return {"lora_layers": len(layers), "trainable": trainable, "total": total,
             "trainable_percent": round(100.0 * trainable / total, 3)}
 
