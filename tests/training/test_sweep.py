@@ -157,3 +157,16 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(cache_dir, tmp_path):
     assert record["status"] == "failed" and record["parameters"] == {"model.pooling": "maxx"}
     with (tmp_path / "out" / "sweep_results.csv").open() as handle:
         assert [row["status"] for row in csv.DictReader(handle)] == ["completed", "failed"]
+
+
+def test_a_sweep_tunes_lora_rank_on_a_trained_run(trained_run, cache_dir, tmp_path):
+    path = tmp_path / "lora.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": str(trained_run / "config.yaml"),
+        "set": {"data.cache_dir": str(cache_dir), "model.init_from": str(trained_run), "train.epochs": 1},
+        "parameters": {"model.lora_rank": [1, 2]}}))
+    rows = run_sweep(path, tmp_path / "out")
+    # Adapters on the frame adapter (2048 -> 32) and the head (32 -> 4): rank x (in + out) each.
+    assert {row["model.lora_rank"]: row["trainable_parameters"] for row in rows} == \
+        {rank: rank * (2048 + 32) + rank * (32 + 4) for rank in (1, 2)}
+    assert len({row["parameters"] for row in rows}) == 1  # merged: the source model's size
