@@ -63,6 +63,12 @@ def test_shipped_presets_load(tmp_path):
     assert presets
     for preset in presets:
         load_experiment_config(str(preset))  # raises on any unknown key or wrong type
+    from vidcls.training.sweep import read_sweep
+
+    sweeps = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
+    assert sweeps
+    for sweep in sweeps:
+        read_sweep(sweep)  # every key and value of every trial checked
 
 
 def test_run_configs_of_earlier_versions_still_load(tmp_path):
