@@ -114,9 +114,10 @@ def read_sweep(path: str | Path) -> Sweep:
         max_epochs=_positive(values, "max_epochs", 0, path),
         factor=_positive(values, "factor", 3, path),
         hyperband_iterations=_positive(values, "hyperband_iterations", 1, path))
-    _check_hyperband(sweep, path)
+    base = load_experiment_config(sweep.base, None, None)
+    _check_hyperband(sweep, base, path)
     for overrides in _value_samples(sweep):
-        config = trial_config(sweep, overrides, str(path))  # every value is valid before any trial runs
+        config = trial_config(sweep, overrides, str(path), base)  # every value is valid before any trial runs
     if not (config.data.val_fraction > 0 or config.data.split_file):
         raise VidclsError(f"Sweeps rank trials by {rank_by}, a validation metric: expected data.val_fraction > 0 "
                           f"(or a data.split_file with a val list) in {path}; received {config.data.val_fraction}")
@@ -138,7 +139,7 @@ def _resolve_base(base, path: Path):
     return base
 
 
-def _check_hyperband(sweep: Sweep, path: Path) -> None:
+def _check_hyperband(sweep: Sweep, base: ExperimentConfig, path: Path) -> None:
     if sweep.search != "hyperband":
         return
     if not sweep.max_epochs:
@@ -149,7 +150,7 @@ def _check_hyperband(sweep: Sweep, path: Path) -> None:
         if key in sweep.parameters or key in sweep.fixed:
             raise VidclsError(f"search: hyperband sets {key} itself (epochs per round; a promoted trial starts from "
                               f"its parent's run); remove {key} from {path}")
-    if load_experiment_config(sweep.base, None, None).model.init_from:
+    if base.model.init_from:
         raise VidclsError(f"search: hyperband continues promoted trials with model.init_from, which the base config "
                           f"{sweep.base} already sets (a LoRA source?); use grid, random or bayesian")
 
@@ -157,8 +158,7 @@ def _check_hyperband(sweep: Sweep, path: Path) -> None:
 def _value_samples(sweep: Sweep) -> list[dict]:
     """Every grid point; otherwise each listed value and each range's ends, key by key."""
     if sweep.search == "grid":
-        keys = list(sweep.parameters)
-        return [dict(zip(keys, values)) for values in itertools.product(*(sweep.parameters[key] for key in keys))]
+        return _grid(sweep.parameters)
     samples = []
     for key, space in sweep.parameters.items():
         for value in (space if isinstance(space, list) else (space["min"], space["max"])):
@@ -166,8 +166,15 @@ def _value_samples(sweep: Sweep) -> list[dict]:
     return samples
 
 
-def trial_config(sweep: Sweep, overrides: dict, source: str) -> ExperimentConfig:
-    config = load_experiment_config(sweep.base, None, None)
+def _grid(choices: dict) -> list[dict]:
+    """`{key: [values]}` -> every combination, in key order (the last key fastest)."""
+    keys = list(choices)
+    return [dict(zip(keys, values)) for values in itertools.product(*(choices[key] for key in keys))]
+
+
+def trial_config(sweep: Sweep, overrides: dict, source: str, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """The base config (read from `sweep.base` unless given) with the fixed keys and `overrides`."""
+    config = base or load_experiment_config(sweep.base, None, None)
     return config.replace({**sweep.fixed, **overrides}, source=source)
 
 
@@ -241,9 +248,7 @@ def make_oracle(sweep: Sweep, space: SearchSpace):
                   hyperparameters=space.hyperparameters, seed=sweep.seed + 1)  # KerasTuner treats seed 0 as "draw one"
     oracles = keras_tuner.oracles
     if sweep.search == "grid":
-        keys = list(space.choices)
-        grid = [dict(zip(keys, values)) for values in itertools.product(*(space.choices[key] for key in keys))]
-        oracle = GridOracle(grid, **common)
+        oracle = GridOracle(_grid(space.choices), **common)
     elif sweep.search == "random":
         oracle = oracles.RandomSearchOracle(max_trials=sweep.trials, **common)
     elif sweep.search == "bayesian":
@@ -281,7 +286,7 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
             raise VidclsError(f"The {sweep.search} oracle has no trial to run (status {trial.status}) while none is running")
         values = trial.hyperparameters.values
         overrides = space.overrides(values)
-        total = oracle.max_trials if sweep.search != "hyperband" else None
+        total = oracle.max_trials  # None for hyperband: its rounds decide
         logger.info("trial %s%s: %s", trial.trial_id, f" of {total}" if total else "", overrides)
         try:
             row = _run_trial(sweep, out, trial.trial_id, overrides, values, str(sweep_file), progress)
@@ -372,19 +377,17 @@ def _summarise(sweep: Sweep, out: Path, source: str, trials: list) -> list[dict]
     for trial in trials:
         path = out / f"trial_{trial.trial_id}" / "trial.json"
         record = json.loads(path.read_text()) if path.is_file() else None
-        if record and record["row"] and trial.status == "COMPLETED":
+        if record and record["row"] and trial.status == TrialStatus.COMPLETED:
             rows.append({"status": "completed", **record["row"]})
-        elif trial.status in ("FAILED", "INVALID", "COMPLETED"):
-            failed.append({"status": "failed", "trial": trial.trial_id, "run_dir": str(path.parent),
-                           "error": (trial.message or "").strip().splitlines()[-1:] or [""]})
+        elif trial.status in (TrialStatus.FAILED, TrialStatus.INVALID, TrialStatus.COMPLETED):
+            last_line = ((trial.message or "").strip().splitlines() or [""])[-1]
+            failed.append({"status": "failed", "trial": trial.trial_id, "run_dir": str(path.parent), "error": last_line})
     if not rows:
         raise VidclsError(f"No trial of sweep {out} finished; see the errors in its trial_*/trial.json files")
     ranked = sorted(rows, key=lambda row: _rank_key(row, sweep.rank_by))
     for rank, row in enumerate(ranked, start=1):
         row["rank"] = rank
     columns = ["rank", *[key for key in ranked[0] if key != "rank"]]
-    for row in failed:
-        row["error"] = row["error"][0]
     all_rows = ranked + failed
     if failed:
         columns.append("error")
@@ -404,8 +407,7 @@ def _summarise(sweep: Sweep, out: Path, source: str, trials: list) -> list[dict]
 
 def _rank_key(row: dict, rank_by: str) -> tuple:
     """Best first by `rank_by`; ties broken by the other validation metric, then by time."""
-    accuracy = row["val_accuracy"] if row["val_accuracy"] is not None else float("-inf")
-    loss = row["val_loss"] if row["val_loss"] is not None else float("inf")
+    accuracy, loss = row["val_accuracy"], row["val_loss"]
     primary = (-accuracy, loss) if rank_by == "val_accuracy" else (loss, -accuracy)
     return (*primary, row["seconds"])
 
