@@ -61,3 +61,21 @@ def trained_run(cache_dir, tmp_path_factory) -> Path:
     })
     train(config, run_dir)
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def grouped_cache(cache_dir, tmp_path_factory) -> Path:
+    """The shared 24-clip cache with a `group` per clip: six sources, each holding one clip
+    of every class, so that grouping changes which clips may be tested together."""
+    import json
+    import shutil
+
+    cache = tmp_path_factory.mktemp("grouped") / "cache"
+    shutil.copytree(cache_dir, cache)
+    entries = [json.loads(line) for line in (cache / "manifest.jsonl").read_text().splitlines()]
+    seen: dict[str, int] = {}
+    for entry in entries:
+        seen[entry["label"]] = seen.get(entry["label"], -1) + 1
+        entry["group"] = f"source_{seen[entry['label']]}"
+    (cache / "manifest.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    return cache

@@ -50,7 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_synth, _add_extract, _add_train, _add_evaluate, _add_compare, _add_sweep, _add_finetune, _add_export, _add_predict, _add_serve, _add_demo):
+    for add in (_add_synth, _add_extract, _add_train, _add_crossval, _add_evaluate, _add_compare, _add_sweep, _add_finetune, _add_export, _add_predict, _add_serve, _add_demo):
         add(commands)
     return parser
 
@@ -71,39 +71,60 @@ def _synth(args) -> int:
     return 0
 
 
+# Flags of `vidcls extract` and the FeatureConfig keys they set (defaults live there).
+EXTRACT_FLAGS = {
+    "data_dir": "data_dir", "annotations": "annotations", "cache_dir": "cache_dir", "backbone": "backbone",
+    "weights": "weights", "num_frames": "num_frames", "image_size": "image_size", "batch_size": "batch_size",
+    "seed": "seed", "allow_failures": "allow_failures", "shard": "shard", "overwrite": "overwrite",
+    "workers": "decode_workers", "streams": "streams", "difference_gap": "difference_gap",
+    "difference_gain": "difference_gain", "grid": "grid",
+}
+
+
 def _add_extract(commands) -> None:
+    from vidcls.config import FeatureConfig
     from vidcls.features.backbones import BACKBONES
 
+    defaults = FeatureConfig()
     command = commands.add_parser("extract", help="decode videos and cache backbone features as .npy")
+    command.add_argument("--config", help="YAML file whose `extract:` section sets these keys (a recipe, e.g. "
+                         "configs/fight_surveillance.yaml)")
+    command.add_argument("--set", action="append", default=[], metavar="extract.KEY=VALUE",
+                         help="override a key, e.g. --set extract.grid=2 (repeatable)")
     command.add_argument("--data-dir", help="ROOT/<class>/<video> tree, or the folder --annotations paths are relative to")
     command.add_argument("--annotations", help="CSV of clips: path,label (or verb,noun) [,start_sec,end_sec | start_frame,end_frame]")
-    command.add_argument("--cache-dir", required=True)
-    command.add_argument("--backbone", default="resnet50", help=f"one of: {', '.join(BACKBONES)}")
-    command.add_argument("--weights", default="imagenet", help="imagenet | none | PATH to a Keras weights file")
-    command.add_argument("--num-frames", type=int, default=16, help="frames sampled uniformly over each video")
-    command.add_argument("--image-size", type=int, default=None, help="default: the backbone's native size")
-    command.add_argument("--batch-size", type=int, default=64, help="frames per backbone call")
-    command.add_argument("--seed", type=int, default=0, help="initialises the backbone for --weights none")
-    command.add_argument("--allow-failures", action="store_true", help="exit 0 even if some videos are unreadable")
-    command.add_argument("--shard", default="", metavar="I/N",
+    command.add_argument("--cache-dir", help="where the features go (required, here or in --config)")
+    command.add_argument("--backbone", help=f"one of: {', '.join(BACKBONES)} (default {defaults.backbone})")
+    command.add_argument("--weights", help=f"imagenet | none | PATH to a Keras weights file (default {defaults.weights})")
+    command.add_argument("--num-frames", type=int, help=f"frames sampled uniformly over each video (default {defaults.num_frames})")
+    command.add_argument("--image-size", type=int, help="default: the backbone's native size")
+    command.add_argument("--streams", help="comma list of images embedded per frame: appearance, frame_difference "
+                         f"(default {','.join(defaults.streams)})")
+    command.add_argument("--difference-gap", type=int,
+                         help=f"frame_difference: frames between the two differenced images (default {defaults.difference_gap})")
+    command.add_argument("--difference-gain", type=float,
+                         help=f"frame_difference: |difference| x this, clipped to 255 (default {defaults.difference_gain})")
+    command.add_argument("--grid", type=int, help="pool the last feature map over GRID x GRID cells instead of the "
+                         f"whole frame (default {defaults.grid})")
+    command.add_argument("--batch-size", type=int, help=f"images per backbone call (default {defaults.batch_size})")
+    command.add_argument("--seed", type=int, help="initialises the backbone for --weights none")
+    command.add_argument("--allow-failures", action="store_true", default=None, help="exit 0 even if some videos are unreadable")
+    command.add_argument("--shard", metavar="I/N",
                          help="embed only every N-th video starting at the I-th, so N processes or machines share one dataset")
-    command.add_argument("--overwrite", action="store_true", help="delete an existing cache in --cache-dir first")
-    command.add_argument("--workers", type=int, default=2, help="video decoding threads (default 2)")
+    command.add_argument("--overwrite", action="store_true", default=None, help="delete an existing cache in --cache-dir first")
+    command.add_argument("--workers", type=int, help=f"video decoding threads (default {defaults.decode_workers})")
     command.set_defaults(handler=_extract)
 
 
 def _extract(args) -> int:
-    from vidcls.config import FeatureConfig
+    from vidcls.config import load_feature_config
     from vidcls.features import extract
 
-    if not args.data_dir and not args.annotations:
+    config = load_feature_config(args.config, {key: getattr(args, name) for name, key in EXTRACT_FLAGS.items()}, args.set)
+    if not config.data_dir and not config.annotations:
         raise VidclsError("Expected --data-dir (a folder per class) or --annotations (a CSV of clips); received neither")
-    config = FeatureConfig(
-        data_dir=args.data_dir or "", annotations=args.annotations or "", cache_dir=args.cache_dir,
-        backbone=args.backbone, weights=args.weights, num_frames=args.num_frames, image_size=args.image_size,
-        batch_size=args.batch_size, allow_failures=args.allow_failures, seed=args.seed, shard=args.shard,
-        overwrite=args.overwrite, decode_workers=args.workers,
-    )
+    if not config.cache_dir:
+        raise VidclsError("Expected --cache-dir (or cache_dir in the --config file's extract section); received none")
     summary = extract(config, progress=True)
     print(summary.describe())
     if summary.failures and not config.allow_failures:
@@ -128,10 +149,16 @@ TRAIN_FLAGS = {
 
 def _add_train(commands) -> None:
     command = commands.add_parser("train", help="train a temporal classifier on a feature cache")
-    command.add_argument("--cache-dir", help="the cache written by vidcls extract (or data.cache_dir in --config)")
     command.add_argument("--run-dir", required=True)
     command.add_argument("--resume", action="store_true",
                          help="continue the interrupted run in --run-dir with its own config.yaml (no other flags needed)")
+    _add_run_flags(command)
+    command.set_defaults(handler=_train)
+
+
+def _add_run_flags(command) -> None:
+    """The flags that make a run's configuration: shared by train and crossval."""
+    command.add_argument("--cache-dir", help="the cache written by vidcls extract (or data.cache_dir in --config)")
     command.add_argument("--config", help="YAML file with data/model/train/augment/export sections")
     command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                          help="override any config key, e.g. --set train.weight_decay=1e-3 (repeatable)")
@@ -168,12 +195,11 @@ def _add_train(commands) -> None:
     runtime.add_argument("--deterministic", action="store_true", default=None,
                          help="deterministic ops: the same --seed gives the same history.csv")
     runtime.add_argument("--checkpoint-every", type=int, metavar="N", help="also keep checkpoints/epoch_NNN.keras every N epochs")
-    command.set_defaults(handler=_train)
 
 
-def _train(args) -> int:
+def _run_config(args, base=None):
+    """The run configuration from --config, the flags of `_add_run_flags` and --set."""
     from vidcls.config import load_experiment_config
-    from vidcls.run_dir import RunDir
 
     flags = {key: getattr(args, name) for name, key in TRAIN_FLAGS.items()}
     if args.mixed_precision is not None:
@@ -184,21 +210,54 @@ def _train(args) -> int:
         from vidcls.training.runtime import normalise_precision
 
         flags["train.precision"] = normalise_precision(args.precision)
+    config = load_experiment_config(args.config, flags, args.set, base=base)
+    if not config.data.cache_dir:
+        raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
+    return config
+
+
+def _train(args) -> int:
+    from vidcls.run_dir import RunDir
+
     base = None
     if args.resume:
         run = RunDir(args.run_dir)
         if not run.config_path.is_file():
             raise VidclsError(f"--resume: {run.root} holds no run to resume ({run.config_path} is missing)")
         base = run.config()
-    config = load_experiment_config(args.config, flags, args.set, base=base)
-    if not config.data.cache_dir:
-        raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
+    config = _run_config(args, base)
     from vidcls.training import train
 
     result = train(config, args.run_dir, progress=True)
     if not result.already_done:
         print(f"trained {config.model.name} for {result.epochs_run} epochs in {result.seconds:.1f} s; "
               f"best val loss {result.best_val_loss}, val accuracy {result.best_val_accuracy}; run in {result.run_dir}")
+    return 0
+
+
+def _add_crossval(commands) -> None:
+    command = commands.add_parser(
+        "crossval", help="K-fold cross-validation (stratified; grouped by a manifest key): mean ± std, out-of-fold report")
+    command.add_argument("--out-dir", required=True, help="one run directory per fold, summary.md, crossval.json")
+    command.add_argument("--folds", type=int, default=5, metavar="K", help="number of folds (default 5)")
+    command.add_argument("--group-by", metavar="KEY",
+                         help="manifest key whose clips stay in one fold, e.g. group, video, participant_id "
+                              "(default: data.group_by)")
+    command.add_argument("--repeats", type=int, default=1, metavar="R",
+                         help="R different fold assignments (and training seeds), pooled (default 1)")
+    command.add_argument("--fold-seed", type=int, help="seed of the first fold assignment (default: train.seed)")
+    command.add_argument("--no-baseline", action="store_true",
+                         help="skip the logistic-regression baseline on the same folds")
+    _add_run_flags(command)
+    command.set_defaults(handler=_crossval)
+
+
+def _crossval(args) -> int:
+    from vidcls.training.crossval import crossval
+
+    result = crossval(_run_config(args), args.out_dir, num_folds=args.folds, group_by=args.group_by,
+                      repeats=args.repeats, seed=args.fold_seed, baseline=not args.no_baseline, progress=True)
+    print(result.describe())
     return 0
 
 

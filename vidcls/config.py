@@ -35,6 +35,12 @@ class FeatureConfig:
     shard: str = ""  # "i/n": this process embeds every n-th video, starting at the i-th
     overwrite: bool = False
     decode_workers: int = 2
+    # Images embedded per sampled frame, side by side in the cache: appearance (the frame)
+    # and/or frame_difference (|frame - the frame difference_gap later| x difference_gain).
+    streams: list = dataclasses.field(default_factory=lambda: ["appearance"])
+    difference_gap: int = 1
+    difference_gain: float = 4.0
+    grid: int = 1  # pool the backbone's last feature map over grid x grid cells (1: the whole frame)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,6 +90,13 @@ class ModelConfig:
     init_from: str = ""  # a trained run whose weights start this one (e.g. fewer frames); see --init-from
     lora_rank: int = 0  # > 0: fine-tune init_from's model with LoRA adapters of this rank, all else frozen
     lora_alpha: float = 0.0  # LoRA scale alpha / rank (0: alpha = rank)
+    # Which cached streams the model reads (empty: all; e.g. [frame_difference]) and how:
+    # early fusion (side by side per frame) or late (one encoder per stream, joined after pooling).
+    streams: list = dataclasses.field(default_factory=list)
+    fusion: str = "early"
+    # What each frame's input is: none (features as cached) | differences (x_t - x_{t-1})
+    # | features_and_differences | centred (minus the clip's mean).
+    input_transform: str = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,23 +158,53 @@ class ExperimentConfig:
                     f"Unknown config key '{dotted}' in {source}; expected 'section.key' with "
                     f"section one of {sorted(sections)}"
                 )
-            section = sections[section_name]
-            field_types = _field_types(type(section))
-            if key not in field_types:
-                raise VidclsError(
-                    f"Unknown config key '{dotted}' in {source}; valid keys in "
-                    f"'{section_name}': {sorted(field_types)}"
-                )
-            changed.setdefault(section_name, {})[key] = _coerce(
-                value, field_types[key], f"{section_name}.{key}", source
-            )
+            changed.setdefault(section_name, {})[key] = value
         return dataclasses.replace(
-            self,
-            **{
-                name: dataclasses.replace(sections[name], **values)
-                for name, values in changed.items()
-            },
-        )
+            self, **{name: replace_fields(sections[name], values, name, source) for name, values in changed.items()})
+
+
+def replace_fields(section, updates: dict[str, Any], section_name: str, source: str):
+    """A copy of the dataclass `section` with `{key: value}` updates, each key checked and
+    each value coerced to its field's type; errors name `section_name.key` and `source`."""
+    field_types = _field_types(type(section))
+    values = {}
+    for key, value in updates.items():
+        if key not in field_types:
+            raise VidclsError(
+                f"Unknown config key '{section_name}.{key}' in {source}; valid keys in "
+                f"'{section_name}': {sorted(field_types)}"
+            )
+        values[key] = _coerce(value, field_types[key], f"{section_name}.{key}", source)
+    return dataclasses.replace(section, **values)
+
+
+# A YAML file may carry an `extract:` section (FeatureConfig) beside a run's sections, so
+# that one recipe serves `vidcls extract --config` and `vidcls train --config`.
+EXTRACT_SECTION = "extract"
+
+
+def load_feature_config(config_file: str | None = None, flags: dict[str, Any] | None = None,
+                        overrides: list[str] | None = None) -> FeatureConfig:
+    """`vidcls extract`'s settings: defaults, the `extract:` section of a YAML file, flags
+    (`{key: value}`, None for not given), then `--set extract.key=value` items."""
+    config = FeatureConfig()
+    if config_file:
+        section = _read_yaml(config_file).get(EXTRACT_SECTION) or {}
+        if not isinstance(section, dict):
+            raise VidclsError(f"Expected section '{EXTRACT_SECTION}' in {config_file} to be a mapping of keys; "
+                              f"received {section!r}")
+        config = replace_fields(config, section, EXTRACT_SECTION, config_file)
+    if flags:
+        config = replace_fields(config, {key: value for key, value in flags.items() if value is not None},
+                                EXTRACT_SECTION, "command line")
+    if overrides:
+        parsed = _parse_overrides(overrides)
+        wrong = [key for key in parsed if not key.startswith(f"{EXTRACT_SECTION}.")]
+        if wrong:
+            raise VidclsError(f"Expected --set {EXTRACT_SECTION}.key=value for vidcls extract; received {wrong}")
+        config = replace_fields(config, {key.partition(".")[2]: value for key, value in parsed.items()},
+                                EXTRACT_SECTION, "--set")
+    return config
 
 
 def load_experiment_config(
@@ -210,7 +253,7 @@ def read_config(path: Path) -> ExperimentConfig:
     return experiment_config_from_dict(yaml.safe_load(path.read_text()) or {}, str(path))
 
 
-def _flatten_yaml(config_file: str) -> dict[str, Any]:
+def _read_yaml(config_file: str) -> dict:
     path = Path(config_file)
     if not path.is_file():
         raise VidclsError(f"Config file {config_file} does not exist")
@@ -218,7 +261,16 @@ def _flatten_yaml(config_file: str) -> dict[str, Any]:
         values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise VidclsError(f"Config file {config_file} is not valid YAML: {error}") from None
-    return _flatten(values, config_file)
+    if not isinstance(values, dict):
+        raise VidclsError(f"Expected a mapping of sections (data, model, train, augment, export, extract) in "
+                          f"{config_file}; received {type(values).__name__}")
+    return values
+
+
+def _flatten_yaml(config_file: str) -> dict[str, Any]:
+    """A run's keys from a YAML file; its `extract:` section (for vidcls extract) is not one."""
+    values = _read_yaml(config_file)
+    return _flatten({key: value for key, value in values.items() if key != EXTRACT_SECTION}, config_file)
 
 
 def _flatten(values: Any, source: str) -> dict[str, Any]:
@@ -276,9 +328,8 @@ def _coerce(value: Any, expected: Any, key: str, source: str) -> Any:
         return str(value)
     if expected is list and isinstance(value, str):
         value = [item.strip() for item in value.split(",") if item.strip()]  # --set data.targets=verb,noun
-    if expected is list and isinstance(value, (list, tuple)) and value and all(
-            isinstance(item, str) and item for item in value):
-        return list(value)
+    if expected is list and isinstance(value, (list, tuple)) and all(isinstance(item, str) and item for item in value):
+        return list(value)  # may be empty: model.streams=[] means every stream
     if expected is dict and isinstance(value, dict) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values()):
         return {str(k): float(v) for k, v in value.items()}

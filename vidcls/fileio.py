@@ -27,6 +27,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+@contextlib.contextmanager
+def atomic_writer(path: Path, newline: str | None = None):
+    """A text file handle whose contents replace `path` only when the block ends without
+    an error: a kill or an exception midway leaves the old file (or none), never half a file."""
+    temporary = temp_name(path)
+    try:
+        with temporary.open("w", newline=newline) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def atomic_write_json(path: Path, value) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=2) + "\n").encode())
 
@@ -63,3 +78,29 @@ def locked(path: Path):
             yield
         finally:
             fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+
+def claim_directory(out: Path, spec_name: str, spec: dict, what: str, differs: str = "",
+                    hint: str = "resume it with the same settings or choose another --out-dir") -> None:
+    """Makes `out` the home of one `what` (a sweep, a cross-validation) described by
+    `spec`, kept in `out/spec_name`: a new or empty directory is claimed; one holding the
+    same spec is resumed; one holding another spec, or other files, is refused.
+
+    Raises:
+        VidclsError: naming the keys of `spec` that differ (`differs`, e.g. " from FILE",
+            says what the new spec came from).
+    """
+    from vidcls.errors import VidclsError
+
+    out.mkdir(parents=True, exist_ok=True)
+    spec = json.loads(json.dumps(spec, default=str))
+    path = out / spec_name
+    if path.is_file():
+        held = json.loads(path.read_text())
+        if held != spec:
+            changed = sorted(key for key in set(held) | set(spec) if held.get(key) != spec.get(key))
+            raise VidclsError(f"{out} holds another {what} (it differs{differs} in {changed}); {hint}")
+    elif any(out.iterdir()):
+        raise VidclsError(f"--out-dir {out} is not empty and holds no {what}; choose an empty or new directory")
+    else:
+        atomic_write_json(path, spec)

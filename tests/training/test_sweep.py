@@ -170,3 +170,26 @@ def test_a_sweep_tunes_lora_rank_on_a_trained_run(trained_run, cache_dir, tmp_pa
     assert {row["model.lora_rank"]: row["trainable_parameters"] for row in rows} == \
         {rank: rank * (2048 + 32) + rank * (32 + 4) for rank in (1, 2)}
     assert len({row["parameters"] for row in rows}) == 1  # merged: the source model's size
+
+
+def test_with_folds_each_trial_is_a_grouped_crossval_ranked_by_its_mean(grouped_cache, tmp_path):
+    path = _sweep_file(tmp_path, grouped_cache, folds=3, group_by="group",
+                       set={"data.cache_dir": str(grouped_cache), "train.epochs": 2, **TINY},
+                       parameters={"model.hidden_units": [4, 8]})
+    rows = run_sweep(path, tmp_path / "out")
+    assert [row["rank"] for row in rows] == [1, 2]
+    assert rows[0]["cv_accuracy"] >= rows[1]["cv_accuracy"]
+    for row in rows:
+        summary = json.loads((tmp_path / "out" / f"trial_{row['trial']}" / "crossval.json").read_text())
+        assert summary["num_folds"] == 3 and summary["group_by"] == "group"
+        assert row["cv_accuracy"] == pytest.approx(summary["model"]["mean"]["accuracy"])
+        assert row["cv_accuracy_std"] == pytest.approx(summary["model"]["std"]["accuracy"])
+        assert row["baseline_cv_accuracy"] == pytest.approx(summary["baseline"]["mean"]["accuracy"])
+    best = yaml.safe_load((tmp_path / "out" / "best_config.yaml").read_text())
+    assert best["model"]["hidden_units"] == rows[0]["model.hidden_units"] and best["data"]["split_file"] == ""
+    with pytest.raises(VidclsError, match="a sweep with folds ranks by cross-validated metrics"):
+        read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", folds=3, rank_by="val_loss"))
+    with pytest.raises(VidclsError, match="group_by in .* is a cross-validation setting: set folds too"):
+        read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", group_by="group"))
+    with pytest.raises(VidclsError, match="with folds in .* use grid, random or bayesian"):
+        read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", folds=3, search="hyperband", max_epochs=3))

@@ -1,5 +1,9 @@
-"""Evaluation stage: metrics, reports and figures."""
+"""Evaluation stage: metrics, reports, figures, and the baseline accuracy claims are measured against."""
 
-from vidcls.evaluation.evaluate import classification_metrics, evaluate, read_metrics
+from vidcls.evaluation.baseline import motion_statistics, motion_statistics_baseline
+from vidcls.evaluation.evaluate import (
+    classification_metrics, evaluate, headline, read_metrics, score_predictions, write_evaluation,
+)
 
-__all__ = ["classification_metrics", "evaluate", "read_metrics"]
+__all__ = ["classification_metrics", "evaluate", "headline", "motion_statistics", "motion_statistics_baseline",
+           "read_metrics", "score_predictions", "write_evaluation"]

@@ -15,7 +15,7 @@ from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliabilit
 from vidcls.evaluation.report import write_report
 from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
 from vidcls.features import FeatureCache
-from vidcls.fileio import atomic_write_json
+from vidcls.fileio import atomic_write_json, atomic_writer
 from vidcls.run_dir import RunDir
 
 TOP_K = 5
@@ -131,14 +131,15 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
     members = [_predict_split(run, clip_ids, space, tta) for run in runs]
     data = members[0][0]
     probabilities = {target: np.mean([member[1][target] for member in members], axis=0) for target in space}
-    metrics = _metrics(data.labels, probabilities, space, split, positive_class, target_recall, target_fpr)
+    metrics = score_predictions(data.labels, probabilities, space, split, positive_class, target_recall, target_fpr)
     metrics["tta"] = tta
     if len(runs) > 1:
         metrics["members"] = {
-            str(run.root): _headline(_metrics(data.labels, member[1], space, split, positive_class, target_recall, target_fpr))
+            str(run.root): headline(score_predictions(data.labels, member[1], space, split, positive_class,
+                                                      target_recall, target_fpr))
             for run, member in zip(runs, members)}
     out = Path(out_dir) if out_dir else (runs[0].eval_dir if len(runs) == 1 else runs[0].root / "eval_ensemble")
-    _write_outputs(out, runs, metrics, data, probabilities, space)
+    write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space)
     return metrics
 
 
@@ -170,7 +171,11 @@ def temporal_crops(features: np.ndarray, masks: np.ndarray, count: int, fraction
     return crops
 
 
-def _metrics(labels, probabilities, space, split, positive_class, target_recall, target_fpr) -> dict:
+def score_predictions(labels: np.ndarray, probabilities: dict[str, np.ndarray], space: LabelSpace, split: str,
+                      positive_class: str | None = None, target_recall: float = 0.9, target_fpr: float = 0.05) -> dict:
+    """Every metric `evaluate` reports for predicted `probabilities` (`{target: [N, K]}`)
+    of clips with class indices `labels` `[N, targets]`; two classes add ROC/PR and
+    operating points for `positive_class` (default: the rarer one)."""
     if len(space) > 1:
         return {"split": split, **multi_target_metrics(labels, probabilities, space)}
     target, names = next(iter(space.items()))
@@ -183,7 +188,9 @@ def _metrics(labels, probabilities, space, split, positive_class, target_recall,
     return metrics
 
 
-def _headline(metrics: dict) -> dict:
+def headline(metrics: dict) -> dict:
+    """The few numbers that summarise an evaluation: accuracy, balanced accuracy, macro F1
+    (top-5, ECE, and ROC AUC for two classes, where they exist)."""
     keys = ("accuracy", "balanced_accuracy", "macro_f1", f"top{TOP_K}_accuracy", "ece")
     headline = {key: metrics[key] for key in keys if key in metrics}
     if "binary" in metrics:
@@ -198,27 +205,30 @@ def outputs_by_target(outputs, space: LabelSpace) -> dict[str, np.ndarray]:
     return {target: np.asarray(outputs[target], dtype=np.float64) for target in space}
 
 
-def _write_outputs(out: Path, runs: list[RunDir], metrics: dict, data, probabilities: dict[str, np.ndarray],
-                   space: LabelSpace) -> None:
+def write_evaluation(out: Path, runs: list[RunDir], metrics: dict, clip_ids: list[str], labels: np.ndarray,
+                     probabilities: dict[str, np.ndarray], space: LabelSpace, note: str = "") -> None:
+    """Writes metrics.json, per_class.csv, predictions.csv, confusion matrices, figures and
+    report.md for `metrics` (from `score_predictions`) into `out`; `note` (see
+    `write_report`) describes predictions pooled from several runs, e.g. out-of-fold ones."""
     out.mkdir(parents=True, exist_ok=True)
     figures = []
     multi = len(space) > 1
     per_target = metrics["targets"] if multi else {next(iter(space)): metrics}
     atomic_write_json(out / "metrics.json", _without_tables(metrics))
-    with (out / "per_class.csv").open("w", newline="") as handle:
+    with atomic_writer(out / "per_class.csv", newline="") as handle:
         fields = ["class", "precision", "recall", "f1", "support"]
         writer = csv.DictWriter(handle, fieldnames=["target", *fields] if multi else fields)
         writer.writeheader()
         for target, target_metrics in per_target.items():
             writer.writerows({**row, "target": target} if multi else row for row in target_metrics["per_class"])
     predicted = np.stack([probabilities[target].argmax(axis=1) for target in space], axis=1)
-    with (out / "predictions.csv").open("w", newline="") as handle:
+    with atomic_writer(out / "predictions.csv", newline="") as handle:
         writer = csv.writer(handle)
         probability_columns = [f"prob_{name}" if not multi else f"prob_{target}/{name}"
                                for target, names in space.items() for name in names]
         writer.writerow(["clip_id", "label", "predicted", *probability_columns])
         rows = np.concatenate([probabilities[target] for target in space], axis=1)
-        for clip_id, truth, guess, row in zip(data.clip_ids, action_names(space, data.labels),
+        for clip_id, truth, guess, row in zip(clip_ids, action_names(space, labels),
                                               action_names(space, predicted), rows):
             writer.writerow([clip_id, truth, guess, *[f"{p:.6f}" for p in row]])
     for index, (target, names) in enumerate(space.items()):
@@ -234,16 +244,16 @@ def _write_outputs(out: Path, runs: list[RunDir], metrics: dict, data, probabili
                 f"{metrics['split']} {target if multi else ''}: accuracy {per_target[target]['accuracy']:.3f}, "
                 f"n={metrics['num_samples']}").replace("  ", " "))
             figures.append((f"confusion matrix{f' ({target})' if multi else ''}", f"{stem}.png"))
-        plot_reliability(calibration(data.labels[:, index], probabilities[target]),
+        plot_reliability(calibration(labels[:, index], probabilities[target]),
                          out / f"reliability{f'_{target}' if multi else ''}.png", target if multi else "")
         figures.append((f"reliability diagram{f' ({target})' if multi else ''}", f"reliability{f'_{target}' if multi else ''}.png"))
     if "binary" in metrics and metrics["binary"]["roc_auc"] is not None:
         target = next(iter(space))
-        plot_roc_pr(data.labels[:, 0], probabilities[target], metrics["binary"], out / "roc_pr.png")
+        plot_roc_pr(labels[:, 0], probabilities[target], metrics["binary"], out / "roc_pr.png")
         figures.append(("ROC and precision-recall curves", "roc_pr.png"))
     if len(runs) == 1 and plot_curves(runs[0].history_path, out / "curves.png"):
         figures.append(("training curves", "curves.png"))
-    write_report(out / "report.md", runs, metrics, figures)
+    write_report(out / "report.md", runs, metrics, figures, note)
 
 
 def _without_tables(metrics: dict) -> dict:

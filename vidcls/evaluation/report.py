@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vidcls.fileio import atomic_write_bytes
+
 HEADLINE = (("accuracy", "accuracy"), ("balanced_accuracy", "balanced accuracy"), ("macro_f1", "macro F1"),
             ("weighted_f1", "weighted F1"), ("top5_accuracy", "top-5 accuracy"), ("ece", "expected calibration error"))
 
 
-def write_report(path: Path, runs: list, metrics: dict, figures: list[tuple[str, str]]) -> None:
-    """Writes `path` from `metrics` (as in metrics.json) and `figures` ([(title, file)])."""
+def write_report(path: Path, runs: list, metrics: dict, figures: list[tuple[str, str]], note: str = "") -> None:
+    """Writes `path` from `metrics` (as in metrics.json) and `figures` ([(title, file)]);
+    `note` says where the predictions came from when they are not one run's (or an
+    ensemble's) own."""
     subject = "action (all targets right)" if "targets" in metrics else "classes"
     lines = [f"# Evaluation: {metrics['split']} split, {metrics['num_samples']} clips", ""]
-    lines += [f"Run{'s (ensemble: mean of the members’ probabilities)' if len(runs) > 1 else ''}: "
-              + ", ".join(f"`{run.root}`" for run in runs), ""]
+    if note:
+        lines += [note, ""]
+    else:
+        lines += [f"Run{'s (ensemble: mean of the members’ probabilities)' if len(runs) > 1 else ''}: "
+                  + ", ".join(f"`{run.root}`" for run in runs), ""]
     if metrics.get("tta", 1) > 1:
         lines += [f"Test-time augmentation: {metrics['tta']} temporal crops per clip, probabilities averaged.", ""]
     lines += [f"| metric ({subject}) | value |", "|---|---|"]
@@ -35,4 +42,4 @@ def write_report(path: Path, runs: list, metrics: dict, figures: list[tuple[str,
     lines += ["", "Files: `metrics.json`, `per_class.csv`, `predictions.csv`, `confusion*.json`.", ""]
     for title, name in figures:
         lines += [f"## {title[0].upper()}{title[1:]}", "", f"![{title}]({name})", ""]
-    path.write_text("\n".join(lines))
+    atomic_write_bytes(path, "\n".join(lines).encode())

@@ -11,6 +11,14 @@ A sweep file (YAML):
     trials: 8                                # random and bayesian: how many trials
     seed: 0                                  # random, bayesian, hyperband
     rank_by: val_accuracy                    # val_accuracy (higher first) | val_loss (lower first)
+    folds: 5                                 # optional: each trial is a K-fold cross-validation
+    group_by: group                          # with folds: a manifest key whose clips stay in one fold
+
+With `folds`, a trial is `vidcls crossval` (its trial directory holds one run per fold)
+and trials are ranked by a cross-validated metric (`rank_by: cv_accuracy`, the default
+then, or cv_balanced_accuracy, cv_macro_f1, cv_roc_auc): the mean over held-out folds,
+not one small validation split. Choosing the best of many trials on those same folds
+flatters the winner a little; confirm it with a crossval of other fold seeds.
     parameters:
       train.learning_rate: [1.0e-3, 3.0e-4]  # a list: grid values, or choices
       model.dropout: {min: 0.1, max: 0.5}    # a range: not for grid
@@ -42,14 +50,16 @@ from keras_tuner.src.engine.trial import TrialStatus
 from vidcls.config import ExperimentConfig, load_experiment_config, save_config
 from vidcls.errors import VidclsError
 from vidcls.evaluation.compare import markdown_table
-from vidcls.fileio import atomic_write_bytes, atomic_write_json
+from vidcls.fileio import atomic_write_bytes, atomic_write_json, atomic_writer, claim_directory
 
 logger = logging.getLogger("vidcls")
 
 SEARCHES = ("grid", "random", "bayesian", "hyperband")
-SWEEP_KEYS = {"base", "set", "search", "trials", "seed", "rank_by", "parameters",
+SWEEP_KEYS = {"base", "set", "search", "trials", "seed", "rank_by", "parameters", "folds", "group_by", "repeats",
               "num_initial_points", "max_epochs", "factor", "hyperband_iterations"}
 RANKINGS = {"val_accuracy": "max", "val_loss": "min"}
+CV_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+CV_RANKINGS = {f"cv_{metric}": "max" for metric in CV_METRICS}
 TUNER_EPOCHS, TUNER_INITIAL_EPOCH, TUNER_PARENT = "tuner/epochs", "tuner/initial_epoch", "tuner/trial_id"
 ORACLE_DIR = "oracle"
 SPEC_FILE = "sweep_spec.json"  # the sweep a directory holds, to refuse resuming another one
@@ -69,6 +79,9 @@ class Sweep:
     max_epochs: int = 0
     factor: int = 3
     hyperband_iterations: int = 1
+    folds: int = 0  # > 0: every trial is a cross-validation with this many folds
+    group_by: str | None = None
+    repeats: int = 1
 
 
 def read_sweep(path: str | Path) -> Sweep:
@@ -90,9 +103,21 @@ def read_sweep(path: str | Path) -> Sweep:
     search = values.get("search", "grid")
     if search not in SEARCHES:
         raise VidclsError(f"Expected search: one of {', '.join(SEARCHES)} in {path}; received {search!r}")
-    rank_by = values.get("rank_by", "val_accuracy")
-    if rank_by not in RANKINGS:
-        raise VidclsError(f"Expected rank_by: {' or '.join(RANKINGS)} in {path}; received {rank_by!r}")
+    folds = _positive(values, "folds", 0, path)
+    if folds == 1:
+        raise VidclsError(f"Expected folds: an integer >= 2 in {path} (or no folds key); received 1")
+    rankings = CV_RANKINGS if folds else RANKINGS
+    rank_by = values.get("rank_by", next(iter(rankings)))
+    if rank_by not in rankings:
+        raise VidclsError(f"Expected rank_by: one of {', '.join(rankings)} in {path}"
+                          f"{' (a sweep with folds ranks by cross-validated metrics)' if folds else ''}; "
+                          f"received {rank_by!r}")
+    for key in ("group_by", "repeats"):
+        if key in values and not folds:
+            raise VidclsError(f"{key} in {path} is a cross-validation setting: set folds too")
+    if folds and search == "hyperband":
+        raise VidclsError(f"search: hyperband continues single runs from round to round; with folds in {path} "
+                          "use grid, random or bayesian")
     parameters = values.get("parameters") or {}
     if not isinstance(parameters, dict) or not parameters:
         raise VidclsError(f"Expected parameters: a mapping of config keys to values or ranges in {path}")
@@ -113,12 +138,13 @@ def read_sweep(path: str | Path) -> Sweep:
         num_initial_points=_positive(values, "num_initial_points", None, path),
         max_epochs=_positive(values, "max_epochs", 0, path),
         factor=_positive(values, "factor", 3, path),
-        hyperband_iterations=_positive(values, "hyperband_iterations", 1, path))
+        hyperband_iterations=_positive(values, "hyperband_iterations", 1, path),
+        folds=folds, group_by=values.get("group_by"), repeats=_positive(values, "repeats", 1, path))
     base = load_experiment_config(sweep.base, None, None)
     _check_hyperband(sweep, base, path)
     for overrides in _value_samples(sweep):
         config = trial_config(sweep, overrides, str(path), base)  # every value is valid before any trial runs
-    if not (config.data.val_fraction > 0 or config.data.split_file):
+    if not folds and not (config.data.val_fraction > 0 or config.data.split_file):
         raise VidclsError(f"Sweeps rank trials by {rank_by}, a validation metric: expected data.val_fraction > 0 "
                           f"(or a data.split_file with a val list) in {path}; received {config.data.val_fraction}")
     return sweep
@@ -244,7 +270,7 @@ class GridOracle(keras_tuner.Oracle):
 
 def make_oracle(sweep: Sweep, space: SearchSpace):
     """The KerasTuner oracle for `sweep.search`, quiet (vidcls logs trials itself)."""
-    common = dict(objective=keras_tuner.Objective(sweep.rank_by, RANKINGS[sweep.rank_by]),
+    common = dict(objective=keras_tuner.Objective(sweep.rank_by, {**RANKINGS, **CV_RANKINGS}[sweep.rank_by]),
                   hyperparameters=space.hyperparameters, seed=sweep.seed + 1)  # KerasTuner treats seed 0 as "draw one"
     oracles = keras_tuner.oracles
     if sweep.search == "grid":
@@ -271,7 +297,8 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
     """
     sweep = read_sweep(sweep_file)
     out = Path(out_dir)
-    _claim(out, sweep, sweep_file)
+    claim_directory(out, SPEC_FILE, asdict(sweep), "sweep", differs=f" from {sweep_file}",
+                    hint="resume it with the same file or choose another --out-dir")
     space = SearchSpace(sweep.parameters)
     oracle = make_oracle(sweep, space)
     oracle._set_project_dir(str(out), ORACLE_DIR)
@@ -296,7 +323,8 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
             _write_trial(out, trial.trial_id, overrides, values, row=None, error=trial.message)
         else:
             if row[sweep.rank_by] is None:
-                trial.status, trial.message = TrialStatus.FAILED, f"no {sweep.rank_by}: the run has no validation split"
+                trial.status, trial.message = TrialStatus.FAILED, (
+                    f"no {sweep.rank_by}: the run has no validation split, or the metric is undefined for its classes")
             else:
                 oracle.update_trial(trial.trial_id, {sweep.rank_by: row[sweep.rank_by]})
                 trial.status = TrialStatus.COMPLETED
@@ -307,23 +335,6 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
     return _summarise(sweep, out, str(sweep_file), [oracle.trials[trial_id] for trial_id in oracle.start_order])
 
 
-def _claim(out: Path, sweep: Sweep, sweep_file) -> None:
-    """OUT_DIR holds one sweep; resuming it with a changed search space is refused."""
-    out.mkdir(parents=True, exist_ok=True)
-    spec = json.loads(json.dumps(asdict(sweep), default=str))
-    path = out / SPEC_FILE
-    if path.is_file():
-        held = json.loads(path.read_text())
-        if held != spec:
-            changed = sorted(key for key in set(held) | set(spec) if held.get(key) != spec.get(key))
-            raise VidclsError(f"{out} holds another sweep (it differs from {sweep_file} in {changed}); "
-                              f"resume it with the same file or choose another --out-dir")
-    elif any(out.iterdir()):
-        raise VidclsError(f"--out-dir {out} is not empty and holds no sweep; choose an empty or new directory")
-    else:
-        atomic_write_json(path, spec)
-
-
 def _run_trial(sweep: Sweep, out: Path, trial_id: str, overrides: dict, values: dict, source: str,
                progress: bool) -> dict:
     from vidcls.evaluation import evaluate
@@ -331,6 +342,8 @@ def _run_trial(sweep: Sweep, out: Path, trial_id: str, overrides: dict, values: 
 
     run_dir = out / f"trial_{trial_id}"
     config = trial_config(sweep, {**overrides, **_hyperband_overrides(out, values)}, source)
+    if sweep.folds:
+        return _run_crossval_trial(sweep, run_dir, trial_id, config, overrides, values, progress)
     result = train(config, run_dir, progress=progress)
     metrics_path = run_dir / "eval" / "metrics.json"
     metrics = json.loads(metrics_path.read_text()) if result.already_done and metrics_path.is_file() \
@@ -345,6 +358,22 @@ def _run_trial(sweep: Sweep, out: Path, trial_id: str, overrides: dict, values: 
         "seconds": round(result.seconds, 1),
     })
     _write_trial(out, trial_id, overrides, values, row=row)
+    return row
+
+
+def _run_crossval_trial(sweep: Sweep, run_dir: Path, trial_id: str, config: ExperimentConfig, overrides: dict,
+                        values: dict, progress: bool) -> dict:
+    """One trial as a cross-validation; its row holds the mean (and std) over folds."""
+    from vidcls.training.crossval import crossval
+
+    summary = crossval(config, run_dir, num_folds=sweep.folds, group_by=sweep.group_by, repeats=sweep.repeats,
+                       progress=progress).summary
+    mean, std = summary["model"]["mean"], summary["model"]["std"]
+    row = {"trial": trial_id, "run_dir": str(run_dir), **overrides,
+           **{f"cv_{metric}": mean[metric] for metric in CV_METRICS}, "cv_accuracy_std": std["accuracy"],
+           "baseline_cv_accuracy": (summary.get("baseline") or {}).get("mean", {}).get("accuracy"),
+           "seconds": round(sum(fold["seconds"] for fold in summary["folds"]), 1)}
+    _write_trial(run_dir.parent, trial_id, overrides, values, row=row)
     return row
 
 
@@ -391,7 +420,7 @@ def _summarise(sweep: Sweep, out: Path, source: str, trials: list) -> list[dict]
     all_rows = ranked + failed
     if failed:
         columns.append("error")
-    with (out / "sweep_results.csv").open("w", newline="") as handle:
+    with atomic_writer(out / "sweep_results.csv", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=columns, restval="")
         writer.writeheader()
         writer.writerows(all_rows)
@@ -406,7 +435,10 @@ def _summarise(sweep: Sweep, out: Path, source: str, trials: list) -> list[dict]
 
 
 def _rank_key(row: dict, rank_by: str) -> tuple:
-    """Best first by `rank_by`; ties broken by the other validation metric, then by time."""
+    """Best first by `rank_by`; ties broken by the other validation metric (cross-validated
+    ones: by the cross-validated accuracy), then by time."""
+    if rank_by in CV_RANKINGS:
+        return (-row[rank_by], -row["cv_accuracy"], row["seconds"])
     accuracy, loss = row["val_accuracy"], row["val_loss"]
     primary = (-accuracy, loss) if rank_by == "val_accuracy" else (loss, -accuracy)
     return (*primary, row["seconds"])
