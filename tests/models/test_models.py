@@ -166,7 +166,8 @@ def test_a_setting_the_model_does_not_use_is_named_in_a_warning():
     finally:
         logging.getLogger("vidcls").removeHandler(handler)
     assert [record.getMessage() for record in records] == [
-        "model.num_heads=8 not used by bilstm (it uses: adapter_units, dropout, hidden_units, num_layers, pooling)"]
+        "model.num_heads=8 not used by bilstm (it uses: adapter_units, dropout, fusion, hidden_units, input_transform, "
+        "num_layers, pooling, streams)"]
 
 
 def _flat(outputs):
@@ -252,3 +253,57 @@ def test_a_feature_constant_in_training_is_not_blown_up():
     awake[0, :, 3] = 0.5  # it wakes up at test time: a modest change, not a 1e7-fold one
     change = np.abs(np.asarray(model([awake, np.ones((1, 6), np.float32)])) - np.asarray(model([features[:1], np.ones((1, 6), np.float32)])))
     assert change.max() < 0.5
+
+
+def _two_streams(name, **overrides):
+    frames = 8 if name == "transformer" else None
+    return build_model(ModelConfig(name=name, **{**SMALL[name], **overrides}), num_classes=3, feature_dim=12,
+                       num_frames=frames, cache_streams=["appearance", "frame_difference"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_a_model_reading_one_stream_ignores_the_other(name, tmp_path):
+    model = _two_streams(name, streams=["frame_difference"], fusion="late", input_transform="centred")
+    features, mask = _inputs(frames=8)
+    changed = features.copy()
+    changed[..., :6] = 100.0  # the appearance half
+    np.testing.assert_allclose(model([changed, mask]), model([features, mask]), atol=1e-6)
+    changed[..., 6:] += 1.0  # a constant shift of the read stream: centring removes it
+    np.testing.assert_allclose(model([changed, mask]), model([features, mask]), atol=1e-5)
+    changed[..., 6:] += np.arange(8, dtype=np.float32)[None, :, None]  # a change over time does not cancel
+    assert np.abs(np.asarray(model([changed, mask])) - np.asarray(model([features, mask]))).max() > 1e-4
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_array_equal(load_model(tmp_path / "m.keras")([features, mask]), model([features, mask]))
+    np.testing.assert_allclose(rebuild_for_export(model, 8)([features, mask]), model([features, mask]), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_late_fusion_gives_each_stream_its_own_encoder(name):
+    early, late = _two_streams(name), _two_streams(name, fusion="late")
+    assert "frame_adapter" in {layer.name for layer in early.layers}
+    names = {layer.name for layer in late.layers}
+    assert {"frame_adapter_appearance", "frame_adapter_frame_difference", "fusion"} <= names
+    assert late.count_params() > early.count_params()
+
+
+def test_frame_transforms_compute_differences_and_centring_over_real_frames():
+    import keras
+
+    from vidcls.models.blocks import FrameTransform
+
+    x = np.array([[[1.0], [4.0], [4.0], [9.0]]], np.float32)  # frame 3 repeats frame 2 (masked)
+    valid = np.array([[True, True, False, True]])
+    assert np.asarray(FrameTransform("differences")(x, valid))[0, :, 0].tolist() == [0, 3, 0, 5]
+    mean = (1 + 4 + 9) / 3  # of the real frames only
+    np.testing.assert_allclose(np.asarray(FrameTransform("centred")(x, valid))[0, :, 0], [1 - mean, 4 - mean, 4 - mean, 9 - mean],
+                               rtol=1e-6)
+    both = np.asarray(FrameTransform("features_and_differences")(x, valid))
+    assert both.shape == (1, 4, 2) and both[0, :, 1].tolist() == [0, 3, 0, 5]
+    with pytest.raises(VidclsError, match="Expected model.input_transform to be one of none, differences"):
+        FrameTransform("motion")
+    with pytest.raises(VidclsError, match=r"model.streams to name distinct streams of the cache, \['appearance', "
+                                          r"'frame_difference'\]; received \['flow'\]"):
+        _two_streams("mean_pool", streams=["flow"])
+    with pytest.raises(VidclsError, match="Expected model.fusion to be one of early, late"):
+        _two_streams("mean_pool", fusion="middle")
+    assert keras.saving.get_registered_object("vidcls>FrameTransform") is FrameTransform

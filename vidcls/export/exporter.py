@@ -71,7 +71,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         path = out / f"model_{name}.tflite"
         path.write_bytes(_convert(saved_model, name, _representative(run, features_info, space) if name == "int8" else None))
         report_variants.append({"name": name, "path": path.name, "size_bytes": path.stat().st_size,
-                                **_check_tflite(path, samples, masks, reference)})
+                                **_check_tflite(path, {"features": samples, "mask": masks}, reference)})
     float_size = report_variants[0]["size_bytes"]
     for variant in report_variants:
         variant["size_vs_float32"] = round(float_size / variant["size_bytes"], 2)
@@ -90,6 +90,9 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         **_output_metadata(space),
         "model": type(model).__name__,
         **{key: fingerprint.get(key) for key in ("backbone", "weights", "image_size", "preprocessing", "sampling")},
+        # What each frame's feature row holds (streams side by side; see vidcls/features/encoder.py).
+        "streams": fingerprint.get("streams", ["appearance"]),
+        **{key: fingerprint[key] for key in ("difference_gap", "difference_gain", "grid") if key in fingerprint},
     })
     report = {"saved_model": SAVED_MODEL_DIR, "parity_samples": int(len(samples)), "variants": report_variants}
     atomic_write_json(out / "export_report.json", report)
@@ -146,17 +149,18 @@ def _parity_features(run: RunDir, features_info: dict, limit: int, space: dict) 
     return data.features.astype(np.float32), data.masks
 
 
-def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference: dict[str, np.ndarray],
-                  input_name: str = "features") -> dict:
+def _check_tflite(path: Path, inputs: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> dict:
     """Runs each clip alone (batch 1, one thread, as on a phone) in the LiteRT interpreter,
-    through the model's signature (inputs by name: `features`, `mask`; one output per
-    target). Agreement is the worst target's; `per_output` has each one's."""
+    through the model's signature (`inputs` by name, e.g. `features` and `mask`, each
+    `[N, ...]`; one output per target). Agreement is the worst target's; `per_output` has
+    each one's."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     runner, delegate = interpreter.get_signature_runner(), "xnnpack"
+    count = len(next(iter(inputs.values())))
     try:
-        runner(**{input_name: samples[:1]}, mask=masks[:1])
+        runner(**{name: values[:1] for name, values in inputs.items()})
     except RuntimeError:
         # XNNPACK cannot prepare some int8 graphs ("failed to create XNNPACK runtime"); the
         # builtin kernels run them, as they would on a phone without the delegate.
@@ -169,13 +173,13 @@ def _check_tflite(path: Path, samples: np.ndarray, masks: np.ndarray, reference:
         raise VidclsError(f"Expected builtin TFLite ops only in {path}; found {custom}")
     outputs = {target: np.empty_like(values) for target, values in reference.items()}
     started = time.perf_counter()
-    for row, (clip, mask) in enumerate(zip(samples, masks)):
-        result = runner(**{input_name: clip[None]}, mask=mask[None])
+    for row in range(count):
+        result = runner(**{name: values[row:row + 1] for name, values in inputs.items()})
         if len(reference) == 1:
             result = {next(iter(reference)): next(iter(result.values()))}
         for target in reference:
             outputs[target][row] = result[target][0]
-    latency_ms = 1000 * (time.perf_counter() - started) / len(samples)
+    latency_ms = 1000 * (time.perf_counter() - started) / count
     per_output = {target: {"top1_agreement": float(np.mean(outputs[target].argmax(1) == reference[target].argmax(1))),
                            "max_abs_diff": float(np.abs(outputs[target] - reference[target]).max())}
                   for target in reference}
@@ -195,11 +199,13 @@ END_TO_END_TFLITE = "model_end_to_end_float32.tflite"
 
 def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     """Writes a SavedModel and a float32 TFLite file whose input is raw frames: `frames`
-    uint8 `[B, T, S, S, 3]` (RGB, resized to the backbone's size S) and `mask` `[B, T]`.
-    They contain the backbone, its preprocessing and the classifier (features are rounded
-    through float16 as in the cache, so they compute what `vidcls predict` computes).
-    Checked against `vidcls predict`'s path (decode -> backbone -> classifier) on up to
-    `videos` held-out videos, each decoded once for both.
+    uint8 `[B, T, S, S, 3]` (RGB, resized to the backbone's size S), with a motion stream
+    also `partner_frames` (the frame `difference_gap` later, same shape), and `mask`
+    `[B, T]`. They contain the streams' images (the frame difference is computed inside),
+    the backbone, its preprocessing and the classifier (features are rounded through
+    float16 as in the cache, so they compute what `vidcls predict` computes). Checked
+    against `vidcls predict`'s path (decode -> backbone -> classifier) on up to `videos`
+    held-out videos, each decoded once for both.
 
     Returns the report entry (also added to export_report.json's `end_to_end`).
     """
@@ -211,16 +217,24 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
 
     run = RunDir(run_dir)
     predictor = Predictor(run.root)  # rebuilds the backbone and checks its weights against the cache's
-    backbone, num_frames = predictor.backbone, predictor.num_frames
-    size, feature_dim = backbone.image_size, backbone.feature_dim
+    encoder, num_frames = predictor.encoder, predictor.num_frames
+    backbone = encoder.backbone
+    size, stream_dim = backbone.image_size, backbone.feature_dim
     classifier = rebuild_for_export(predictor.model, num_frames)
-    preprocess = getattr(keras.applications, backbone.spec.module).preprocess_input
     space = predictor.label_space
+    with_partners = encoder.difference_gap > 0
 
-    def serve(frames, mask):
-        batch = tf.shape(frames)[0]
-        images = preprocess(tf.reshape(tf.cast(frames, tf.float32), [-1, size, size, 3]))
-        features = tf.reshape(backbone._model(images, training=False), [batch, num_frames, feature_dim])
+    def stream_features(images):
+        batch = tf.shape(images)[0]
+        flat = backbone.preprocess(tf.reshape(images, [-1, size, size, 3]))
+        return tf.reshape(backbone.model(flat, training=False), [batch, num_frames, stream_dim])
+
+    def serve(frames, mask, partner_frames=None):
+        images = {"appearance": tf.cast(frames, tf.float32)}
+        if partner_frames is not None:  # as difference_images: min(gain * |partner - frame|, 255), then uint8
+            difference = tf.abs(tf.cast(partner_frames, tf.float32) - images["appearance"]) * encoder.difference_gain
+            images["frame_difference"] = tf.floor(tf.minimum(difference, 255.0))
+        features = tf.concat([stream_features(images[stream]) for stream in encoder.streams], axis=-1)
         features = tf.cast(tf.cast(features, tf.float16), tf.float32)  # as the cache stores them
         outputs = classifier([features, mask], training=False)
         return outputs if isinstance(outputs, dict) else {"probabilities": outputs}
@@ -230,24 +244,28 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     saved_model = out / END_TO_END_DIR
     # Keras's archive tracks both models' variables, so the converter can freeze them.
     archive = keras.export.ExportArchive()
-    archive.track(backbone._model)
+    archive.track(backbone.model)
     archive.track(classifier)
-    archive.add_endpoint("serve", serve, input_signature=[
-        tf.TensorSpec([None, num_frames, size, size, 3], tf.uint8, name="frames"),
-        tf.TensorSpec([None, num_frames], tf.float32, name="mask")])
+    signature = [tf.TensorSpec([None, num_frames, size, size, 3], tf.uint8, name="frames"),
+                 tf.TensorSpec([None, num_frames], tf.float32, name="mask")]
+    if with_partners:
+        signature.append(tf.TensorSpec([None, num_frames, size, size, 3], tf.uint8, name="partner_frames"))
+    archive.add_endpoint("serve", serve, input_signature=signature)
     archive.write_out(str(saved_model), verbose=False)
     path = out / END_TO_END_TFLITE
     path.write_bytes(_convert(saved_model, "float32"))
 
     clips = _held_out_clips(run, predictor, videos)
-    frames = np.stack([clip.frames for clip in clips])
-    masks = np.stack([predictor._embed(clip)[1] for clip in clips])
+    inputs = {"frames": np.stack([clip.frames for clip in clips]),
+              "mask": np.stack([predictor.embed(clip)[1] for clip in clips])}
+    if with_partners:
+        inputs["partner_frames"] = np.stack([clip.partner_frames for clip in clips])
     reference = {target: np.stack([_as_target_probabilities(predictor.classify(clip), target, space) for clip in clips])
                  for target in space}
-    checked = _check_tflite(path, frames, masks, reference, input_name="frames")
+    checked = _check_tflite(path, inputs, reference)
     entry = {"name": "end_to_end_float32", "path": path.name, "size_bytes": path.stat().st_size,
-             "inputs": {"frames": [1, num_frames, size, size, 3], "mask": [1, num_frames]},
-             "checked_on_videos": len(clips), **checked}
+             "inputs": {name: [1, *values.shape[1:]] for name, values in inputs.items()},
+             "streams": list(encoder.streams), "checked_on_videos": len(clips), **checked}
     report_path = out / "export_report.json"
     report = json.loads(report_path.read_text()) if report_path.is_file() else {"variants": []}
     report["end_to_end"] = entry

@@ -65,6 +65,8 @@ class Backbone:
             `predict` can rebuild exactly the backbone that filled the cache.
         batch_size: frames per inference call; partial batches are padded so the compiled
             function is traced once.
+        grid: 1 averages the last feature map over the whole frame; g > 1 averages it over
+            g x g cells (D = g * g * channels, cell by cell), so where things are survives.
 
     Example:
         >>> backbone = Backbone("resnet50", weights="none", image_size=112)
@@ -73,8 +75,14 @@ class Backbone:
     """
 
     def __init__(self, name: str, weights: str = "imagenet", image_size: int | None = None,
-                 seed: int = 0, batch_size: int = 64):
+                 seed: int = 0, batch_size: int = 64, grid: int = 1):
         self.spec = backbone_spec(name)
+        if grid < 1:
+            raise VidclsError(f"Expected --grid >= 1 (cells per side); received {grid}")
+        if grid > 1 and self.spec.output_layer is not None:
+            raise VidclsError(f"--grid pools a convolutional feature map; backbone {name} gives the "
+                              f"{self.spec.output_layer} vector. Use {name}_conv, or --grid 1")
+        self.grid = grid
         self.name = name
         self.image_size = image_size or self.spec.native_size
         if self.image_size < self.spec.min_size:
@@ -92,11 +100,11 @@ class Backbone:
 
     @property
     def feature_dim(self) -> int:
-        return self.spec.feature_dim
+        return self.spec.feature_dim * self.grid * self.grid
 
     def fingerprint(self) -> dict:
         """What identifies these features; stored in `cache.json` and checked on reuse."""
-        return {
+        info = {
             "backbone": self.name,
             "weights": self._weights_label(),
             "weights_checksum": self.weights_checksum(),
@@ -105,6 +113,21 @@ class Backbone:
             "preprocessing": f"keras.applications.{self.spec.module}.preprocess_input ({self.spec.preprocessing})",
             "seed": self.seed,
         }
+        if self.grid > 1:  # absent means 1, as in caches written before grids existed
+            info["grid"] = self.grid
+        return info
+
+    @property
+    def model(self):
+        """The Keras model from preprocessed float images to features (e.g. for an export
+        that puts the backbone in the same graph as the classifier)."""
+        return self._model
+
+    def preprocess(self, images):
+        """The backbone's own `keras.applications` preprocessing of float RGB images."""
+        import keras
+
+        return getattr(keras.applications, self.spec.module).preprocess_input(images)
 
     def weights_checksum(self) -> str:
         digest = hashlib.sha256()
@@ -136,7 +159,7 @@ class Backbone:
         constructor = getattr(keras.applications, self.spec.application)
         top = self.spec.output_layer is not None
         kwargs = dict(include_top=top, input_shape=(self.image_size, self.image_size, 3))
-        if not top:
+        if not top and self.grid == 1:
             kwargs["pooling"] = "avg"
         if self.weights == "none":
             keras.utils.set_random_seed(self.seed)
@@ -147,6 +170,8 @@ class Backbone:
             model = self._build_from_file(constructor, kwargs)
         if top:
             model = keras.Model(model.input, model.get_layer(self.spec.output_layer).output, name=f"{self.name}_features")
+        elif self.grid > 1:
+            model = keras.Model(model.input, _grid_pooling(model.output, self.grid), name=f"{self.name}_grid{self.grid}")
         model.trainable = False
         return model
 
@@ -181,17 +206,34 @@ class Backbone:
         return model
 
     def _compile(self) -> Callable:
-        import keras
         import tensorflow as tf
 
-        preprocess = getattr(keras.applications, self.spec.module).preprocess_input
         model = self._model
 
         @tf.function(reduce_retracing=True)
         def embed(frames):
-            return model(preprocess(tf.cast(frames, tf.float32)), training=False)
+            return model(self.preprocess(tf.cast(frames, tf.float32)), training=False)
 
         return embed
+
+
+def _grid_pooling(feature_map, grid: int):
+    """Averages a `[B, H, W, C]` map over `grid` x `grid` cells (cell i spans rows
+    floor(i*H/g) to ceil((i+1)*H/g), so cells of a 7x7 map overlap by a row rather than
+    drop one) -> `[B, g*g*C]`, cell by cell in row order."""
+    import keras
+
+    height, width = feature_map.shape[1], feature_map.shape[2]
+    if height < grid or width < grid:
+        raise VidclsError(f"Expected a feature map of at least {grid}x{grid} for --grid {grid}; the backbone gives "
+                          f"{height}x{width} at this image size: use a larger --image-size or a smaller --grid")
+    cells = []
+    for row in range(grid):
+        top, bottom = (row * height) // grid, -(-((row + 1) * height) // grid)
+        for column in range(grid):
+            left, right = (column * width) // grid, -(-((column + 1) * width) // grid)
+            cells.append(keras.ops.mean(feature_map[:, top:bottom, left:right, :], axis=(1, 2)))
+    return keras.ops.concatenate(cells, axis=-1)
 
 
 def _normalise_weights(weights: str) -> str:
@@ -208,6 +250,6 @@ def _file_sha256(path: Path) -> str:
 
 
 def get_backbone(name: str, weights: str = "imagenet", image_size: int | None = None,
-                 seed: int = 0, batch_size: int = 64) -> Backbone:
+                 seed: int = 0, batch_size: int = 64, grid: int = 1) -> Backbone:
     """Builds a registered backbone; see `Backbone`."""
-    return Backbone(name, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size)
+    return Backbone(name, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size, grid=grid)

@@ -17,6 +17,7 @@ from vidcls.data import VideoItem, discover_videos, read_annotations
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
 from vidcls.features.cache import FeatureCache
+from vidcls.features.encoder import ClipEncoder, check_streams
 from vidcls.progress import progress_bar
 from vidcls.features.video import ClipRange, SampledClip, VideoReadError, read_clips
 
@@ -71,6 +72,7 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     decides whether failures are fatal (`allow_failures`).
     """
     backbone_spec(config.backbone)  # unknown names fail before any work
+    check_streams(config.streams, config.difference_gap, config.difference_gain)
     if config.num_frames < 1:
         raise VidclsError(f"Expected --num-frames >= 1; received {config.num_frames}")
     if config.decode_workers < 1:
@@ -78,9 +80,11 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     shard_index, shard_count = parse_shard(config.shard)
     items = read_annotations(config.annotations, config.data_dir or None) if config.annotations else discover_videos(config.data_dir)
     items = shard_items(items, shard_index, shard_count)
-    backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size)
+    backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size,
+                            config.grid)
+    encoder = ClipEncoder(backbone, config.streams, config.difference_gap, config.difference_gain)
     cache = FeatureCache.create(config.cache_dir, overwrite=config.overwrite, info={
-        **backbone.fingerprint(),
+        **encoder.fingerprint(),
         "weights_source": config.weights,
         "num_frames": config.num_frames,
         "dtype": "float16",
@@ -97,12 +101,8 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     with progress_bar(len(todo), "extract", "clip", enabled=progress) as bar, \
             ThreadPoolExecutor(1, thread_name_prefix="vidcls-writer") as writer:
         pending: deque = deque()
-        for batch in _decoded_batches(todo, config, backbone.image_size, summary.failures, bar):
-            clip_features = np.split(
-                backbone.embed(np.concatenate([clip.frames for _, clip in batch])), len(batch)
-            )
-            for (item, clip), features in zip(batch, clip_features):
-                stored = features.astype(np.float16)
+        for batch in _decoded_batches(todo, config, encoder, summary.failures, bar):
+            for (item, clip), stored in zip(batch, encoder.encode([clip for _, clip in batch])):
                 if not np.isfinite(stored).all():
                     raise VidclsError(
                         f"Features of {item.video} overflow float16 (backbone {config.backbone}, "
@@ -152,11 +152,11 @@ def shard_items(items: list[VideoItem], index: int, count: int) -> list[VideoIte
     return [item for item in items if item.video in mine]
 
 
-def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: int, failures: list[dict], bar
+def _decoded_batches(items: list[VideoItem], config: FeatureConfig, encoder: ClipEncoder, failures: list[dict], bar
                      ) -> Iterator[list[tuple[VideoItem, SampledClip]]]:
     """Decodes in worker threads (OpenCV releases the GIL) while the caller runs the
     backbone, one job per video (all its clips in one pass), grouping clips until a
-    batch holds at least `batch_size` frames."""
+    batch holds at least `batch_size` images (frames x streams)."""
     jobs: dict[str, list[VideoItem]] = {}
     for item in items:
         jobs.setdefault(item.video, []).append(item)
@@ -164,7 +164,8 @@ def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: 
     def decode(clips: list[VideoItem]):
         ranges = [ClipRange(item.start_sec, item.end_sec, item.start_frame, item.end_frame) for item in clips]
         try:
-            results = read_clips(clips[0].video, ranges, config.num_frames, image_size)
+            results = read_clips(clips[0].video, ranges, config.num_frames, encoder.backbone.image_size,
+                                 encoder.difference_gap)
         except VideoReadError as error:
             results = [error] * len(clips)
         return list(zip(clips, results))
@@ -179,7 +180,7 @@ def _decoded_batches(items: list[VideoItem], config: FeatureConfig, image_size: 
                     bar.set_postfix(failed=len(failures))
                     continue
                 batch.append((item, result))
-                if len(batch) * config.num_frames >= config.batch_size:
+                if len(batch) * config.num_frames * len(encoder.streams) >= config.batch_size:
                     yield batch
                     batch = []
     if batch:

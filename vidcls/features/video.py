@@ -23,11 +23,15 @@ class SampledClip:
     the frame count found by decoding); `valid_frames` is how many distinct source frames
     were sampled: fewer than `num_frames` when the clip is shorter than the requested T,
     in which case frames repeat, in order.
+
+    `partner_frames` (when a motion stream asked for them, see `partner_indices`) are the
+    frames `difference_gap` source frames after each sampled one, same shape as `frames`.
     """
 
     frames: np.ndarray
     frame_range: tuple[int, int]
     valid_frames: int
+    partner_frames: np.ndarray | None = None
 
     @property
     def total_frames(self) -> int:
@@ -45,6 +49,14 @@ def segment_centre_indices(total_frames: int, num_frames: int) -> np.ndarray:
     segment = total_frames / num_frames
     indices = np.floor(segment * (np.arange(num_frames) + 0.5)).astype(np.int64)
     return np.clip(indices, 0, total_frames - 1)
+
+
+def partner_indices(indices: np.ndarray, start: int, end: int, gap: int) -> np.ndarray:
+    """The frame `gap` frames after each sampled index, inside `[start, end)`; at the end of
+    a clip the one `gap` frames before it (a frame difference is the same either way). A
+    clip of a single frame is its own partner: it shows no motion."""
+    after = indices + gap
+    return np.where(after < end, after, np.maximum(indices - gap, start))
 
 
 def sampled_frame_mask(num_source_frames: int, num_frames: int) -> np.ndarray:
@@ -97,24 +109,27 @@ class ClipRange:
         return self.start_sec is None and self.start_frame is None
 
 
-def read_sampled_frames(path: str | Path, num_frames: int, image_size: int) -> SampledClip:
-    """Decodes `path`, keeps `num_frames` frames spread over the whole clip, resizes them.
+def read_sampled_frames(path: str | Path, num_frames: int, image_size: int, difference_gap: int = 0) -> SampledClip:
+    """Decodes `path`, keeps `num_frames` frames spread over the whole clip, resizes them
+    (and, with `difference_gap` > 0, the partner frame of each, see `partner_indices`).
 
     Raises:
         VideoReadError: the file is missing, empty, unreadable or has no decodable frame.
     """
-    result = read_clips(path, [ClipRange()], num_frames, image_size)[0]
+    result = read_clips(path, [ClipRange()], num_frames, image_size, difference_gap)[0]
     if isinstance(result, VideoReadError):
         raise result
     return result
 
 
-def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image_size: int
+def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image_size: int, difference_gap: int = 0
                ) -> list[SampledClip | VideoReadError]:
     """Samples every clip of one video in a single decoding pass.
 
     Long videos with many annotated segments (EPIC-KITCHENS) are decoded once, not once
     per segment. The result holds, per range, the clip or the reason it could not be read.
+    With `difference_gap` > 0 each clip also carries the partner frame of every sampled
+    frame (`SampledClip.partner_frames`), for a frame-difference motion stream.
 
     Raises:
         VideoReadError: the whole file is unusable (missing, empty, not a video).
@@ -124,8 +139,9 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
     total = count_frames(path) if any(clip_range.whole for clip_range in ranges) else None
     if total == 0:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
-    plans = [_plan(clip_range, total, fps, num_frames) for clip_range in ranges]
-    wanted = set().union(*(plan[2].tolist() for plan in plans if not isinstance(plan, VideoReadError)))
+    plans = [_plan(clip_range, total, fps, num_frames, difference_gap) for clip_range in ranges]
+    wanted = set().union(*(set(plan[2].tolist()) | set(plan[3].tolist())
+                           for plan in plans if not isinstance(plan, VideoReadError)))
     decoded = _decode(path, wanted, image_size)
     if not decoded and wanted:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
@@ -144,8 +160,9 @@ def _container_fps(path: Path) -> float:
     return fps
 
 
-def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int):
-    """`(start, end, sampled indices)` of the clip, or why it cannot be read."""
+def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int, difference_gap: int = 0):
+    """`(start, end, sampled indices, partner indices)` of the clip (no partners without a
+    gap), or why it cannot be read."""
     if clip_range.whole:
         start, end = 0, total
     elif clip_range.start_frame is not None:
@@ -156,7 +173,9 @@ def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int)
     else:
         return VideoReadError("the container reports no frame rate, so seconds cannot be mapped to frames; "
                               "give start_frame/end_frame instead")
-    return start, end, start + segment_centre_indices(end - start, num_frames)
+    indices = start + segment_centre_indices(end - start, num_frames)
+    partners = partner_indices(indices, start, end, difference_gap) if difference_gap > 0 else indices[:0]
+    return start, end, indices, partners
 
 
 def _decode(path: Path, wanted: set[int], image_size: int) -> dict[int, np.ndarray]:
@@ -182,8 +201,8 @@ def _decode(path: Path, wanted: set[int], image_size: int) -> dict[int, np.ndarr
 def _assemble(plan, decoded: dict[int, np.ndarray]) -> SampledClip | VideoReadError:
     if isinstance(plan, VideoReadError):
         return plan
-    start, end, indices = plan
-    missing = sorted(set(indices.tolist()) - decoded.keys())
+    start, end, indices, partners = plan
+    missing = sorted((set(indices.tolist()) | set(partners.tolist())) - decoded.keys())
     if missing:
         last = max(decoded) if decoded else None
         return VideoReadError(
@@ -191,7 +210,8 @@ def _assemble(plan, decoded: dict[int, np.ndarray]) -> SampledClip | VideoReadEr
             "the segment runs past the end of the video, or the stream is damaged"
         )
     return SampledClip(frames=np.stack([decoded[index] for index in indices.tolist()]),
-                       frame_range=(int(start), int(end)), valid_frames=len(set(indices.tolist())))
+                       frame_range=(int(start), int(end)), valid_frames=len(set(indices.tolist())),
+                       partner_frames=np.stack([decoded[index] for index in partners.tolist()]) if len(partners) else None)
 
 
 def _open(path: Path) -> cv2.VideoCapture:

@@ -7,7 +7,8 @@ import keras
 from vidcls.models.attention_pooling import AttentionPooling
 from vidcls.models.recurrent import bidirectional as bidirectional_layers
 from vidcls.models.blocks import (
-    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, model_inputs,
+    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, frame_streams,
+    fuse, model_inputs,
 )
 
 
@@ -25,6 +26,9 @@ class AttentionLSTMClassifier(TemporalClassifier):
         bidirectional: a backward LSTM beside the forward one (BiLSTM).
         dropout: rate after the adapter and before the classifier.
         unroll: unroll the LSTM over T steps; export needs it (TFLite builtin ops only).
+        cache_streams, streams, fusion, input_transform: which of the cached streams the
+            model reads and how (see `frame_streams`); by default every stream, early
+            fusion, features as cached.
         **kwargs: `name`, `trainable`.
 
     Call arguments:
@@ -39,20 +43,26 @@ class AttentionLSTMClassifier(TemporalClassifier):
 
     def __init__(self, num_classes: int | dict, feature_dim: int, num_frames: int | None = None,
                  adapter_units: int = 256, hidden_units: int = 128, attention_units: int = 64,
-                 bidirectional: bool = True, dropout: float = 0.3, unroll: bool = False, **kwargs):
+                 bidirectional: bool = True, dropout: float = 0.3, unroll: bool = False, cache_streams=None,
+                 streams=None, fusion: str = "early", input_transform: str = "none", **kwargs):
         check_num_classes(num_classes)
         check_positive(feature_dim=feature_dim, adapter_units=adapter_units,
                        hidden_units=hidden_units, attention_units=attention_units)
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)
-        x = frame_adapter(features, adapter_units, dropout)
-        if bidirectional:
-            states = bidirectional_layers("lstm", hidden_units, x, valid, return_sequences=True, unroll=unroll, name="lstm")
-        else:
-            states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll, name="lstm")(x, mask=valid)
-        x = AttentionPooling(attention_units, name="attention_pooling")(states, mask=valid)
-        outputs = classifier_head(x, num_classes, dropout)
+        pooled = []
+        for suffix, x in frame_streams(features, valid, cache_streams, streams, input_transform, fusion):
+            x = frame_adapter(x, adapter_units, dropout, suffix)
+            if bidirectional:
+                states = bidirectional_layers("lstm", hidden_units, x, valid, return_sequences=True, unroll=unroll,
+                                              name=f"lstm{suffix}")
+            else:
+                states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll,
+                                           name=f"lstm{suffix}")(x, mask=valid)
+            pooled.append(AttentionPooling(attention_units, name=f"attention_pooling{suffix}")(states, mask=valid))
+        outputs = classifier_head(fuse(pooled), num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
         self._keep_config(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                           adapter_units=adapter_units, hidden_units=hidden_units, attention_units=attention_units,
-                          bidirectional=bidirectional, dropout=dropout, unroll=unroll)
+                          bidirectional=bidirectional, dropout=dropout, unroll=unroll, cache_streams=cache_streams,
+                          streams=streams, fusion=fusion, input_transform=input_transform)

@@ -8,19 +8,110 @@ import keras
 NORMALIZATION_LAYER = "feature_normalization"
 # Feature dimensions whose training variance is below this share of the median are constant.
 VARIANCE_FLOOR = 1e-6
+FUSIONS = ("early", "late")
+INPUT_TRANSFORMS = ("none", "differences", "features_and_differences", "centred")
 
 
-def frame_adapter(x, units: int, dropout: float):
+def normalize_features(features):
     """Standardises frozen backbone features `[B, T, D]` per dimension (statistics set by
-    `adapt_normalization` from the training set), then projects each frame to `units`.
+    `adapt_normalization` from the training set).
 
     Backbone features are far from zero-mean and unit-variance (a random ResNet50's sit
     around 2.4 with a spread of 0.15 across clips); without this nothing trains.
     """
     # float32 even under mixed precision: statistics of large features lose digits in fp16.
-    x = keras.layers.Normalization(axis=-1, dtype="float32", name=NORMALIZATION_LAYER)(x)
-    x = keras.layers.Dense(units, activation="relu", name="frame_adapter")(x)
-    return keras.layers.Dropout(dropout, name="adapter_dropout")(x)
+    return keras.layers.Normalization(axis=-1, dtype="float32", name=NORMALIZATION_LAYER)(features)
+
+
+def frame_adapter(x, units: int, dropout: float, suffix: str = ""):
+    """Projects each (standardised) frame to `units` (ReLU), then dropout."""
+    x = keras.layers.Dense(units, activation="relu", name=f"frame_adapter{suffix}")(x)
+    return keras.layers.Dropout(dropout, name=f"adapter_dropout{suffix}")(x)
+
+
+@keras.saving.register_keras_serializable(package="vidcls")
+class FrameTransform(keras.layers.Layer):
+    """What the model sees of each frame: its features, how they changed, or both.
+
+    Args:
+        mode: "none"; "differences" (x_t - x_{t-1}, zero for the first frame: motion
+            alone, the scenery cancels); "features_and_differences" (both, side by side);
+            "centred" (x_t minus the clip's mean over its real frames: what changes
+            within the clip, not what the scene looks like).
+        **kwargs: `name`, `dtype`.
+
+    Call arguments:
+        inputs: `[B, T, C]`.
+        valid: boolean `[B, T]` (real frames). A repeated frame (a clip shorter than T)
+            equals the one before it, so its difference is 0 and the next real frame's
+            difference is taken to the last real one.
+
+    Example:
+        >>> FrameTransform("differences")(keras.ops.ones((2, 4, 3)), keras.ops.ones((2, 4), "bool")).shape
+        (2, 4, 3)
+    """
+
+    def __init__(self, mode: str = "none", **kwargs):
+        super().__init__(**kwargs)
+        check_choice("input_transform", mode, INPUT_TRANSFORMS)
+        self.mode = mode
+
+    def call(self, inputs, valid):
+        if self.mode == "none":
+            return inputs
+        if self.mode == "centred":
+            weights = keras.ops.expand_dims(keras.ops.cast(valid, inputs.dtype), -1)
+            mean = keras.ops.sum(inputs * weights, axis=1, keepdims=True) / keras.ops.maximum(
+                keras.ops.sum(weights, axis=1, keepdims=True), 1.0)
+            return inputs - mean
+        differences = keras.ops.concatenate(
+            [keras.ops.zeros_like(inputs[:, :1]), inputs[:, 1:] - inputs[:, :-1]], axis=1)
+        if self.mode == "differences":
+            return differences
+        return keras.ops.concatenate([inputs, differences], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        channels = input_shape[-1] * 2 if self.mode == "features_and_differences" and input_shape[-1] else input_shape[-1]
+        return (*input_shape[:-1], channels)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+def frame_streams(features, valid, cache_streams, streams, input_transform: str, fusion: str) -> list[tuple[str, object]]:
+    """The per-frame inputs a classifier encodes: `[(suffix, tensor [B, T, C])]`.
+
+    `features` `[B, T, D]` hold the cache's streams side by side (`cache_streams`, equal
+    widths; None: one stream). They are standardised, the streams in `streams` (empty:
+    all) are kept, and `input_transform` is applied to each. Early fusion gives one
+    input (the kept streams side by side, suffix ""), late fusion one per stream
+    (suffix "_<stream>"), each encoded on its own and joined after pooling.
+    """
+    check_choice("fusion", fusion, FUSIONS)
+    check_choice("input_transform", input_transform, INPUT_TRANSFORMS)
+    x = normalize_features(features)
+    layout = list(cache_streams or ["features"])
+    chosen = list(streams or layout)
+    unknown = [name for name in chosen if name not in layout]
+    if unknown or len(set(chosen)) != len(chosen):
+        from vidcls.errors import VidclsError
+
+        raise VidclsError(f"Expected model.streams to name distinct streams of the cache, {layout}; received {chosen}")
+    width = features.shape[-1] // len(layout)
+    parts = [(name, x if len(layout) == 1 else x[..., layout.index(name) * width:(layout.index(name) + 1) * width])
+             for name in chosen]
+    if fusion == "early" or len(parts) == 1:
+        joined = parts[0][1] if len(parts) == 1 else keras.ops.concatenate([part for _, part in parts], axis=-1)
+        parts = [("", joined)]
+    else:
+        parts = [(f"_{name}", part) for name, part in parts]
+    return [(suffix, FrameTransform(input_transform, name=f"frame_transform{suffix}")(part, valid)
+             if input_transform != "none" else part) for suffix, part in parts]
+
+
+def fuse(pooled: list):
+    """The clip vectors of each input, side by side (late fusion), or the one vector."""
+    return pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="fusion")(pooled)
 
 
 def classifier_head(x, num_classes, dropout: float):
@@ -93,9 +184,9 @@ class TemporalClassifier(keras.Model):
             self._symbolic_build(data_batch=data_batch)
 
 
-def masked_mean(x, valid):
+def masked_mean(x, valid, suffix: str = ""):
     """Mean over the real frames (`valid` boolean `[B, T]`) of `x` `[B, T, C]`."""
-    return keras.layers.GlobalAveragePooling1D(name="mean_over_frames")(x, mask=valid)
+    return keras.layers.GlobalAveragePooling1D(name=f"mean_over_frames{suffix}")(x, mask=valid)
 
 
 def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:

@@ -6,7 +6,7 @@ import keras
 
 from vidcls.models.blocks import (
     TemporalClassifier, check_choice, check_dropout, check_num_classes, check_positive, classifier_head,
-    frame_adapter, masked_mean, model_inputs,
+    frame_adapter, frame_streams, fuse, masked_mean, model_inputs,
 )
 
 RECURRENT_POOLING = ("last", "mean")
@@ -37,7 +37,8 @@ class _StackedRecurrentClassifier(TemporalClassifier):
 
     def __init__(self, num_classes: int | dict, feature_dim: int, num_frames: int | None = None,
                  adapter_units: int = 256, hidden_units: int = 128, num_layers: int = 2, pooling: str = "",
-                 dropout: float = 0.3, unroll: bool = False, **kwargs):
+                 dropout: float = 0.3, unroll: bool = False, cache_streams=None, streams=None, fusion: str = "early",
+                 input_transform: str = "none", **kwargs):
         pooling = pooling or "last"
         check_num_classes(num_classes)
         check_positive(feature_dim=feature_dim, adapter_units=adapter_units, hidden_units=hidden_units,
@@ -45,18 +46,21 @@ class _StackedRecurrentClassifier(TemporalClassifier):
         check_choice("pooling", pooling, RECURRENT_POOLING)
         check_dropout(dropout)
         features, mask, valid = model_inputs(num_frames, feature_dim)
-        x = frame_adapter(features, adapter_units, dropout)
-        for layer in range(num_layers):
-            last_layer = layer == num_layers - 1
-            x = bidirectional(self.cell, hidden_units, x, valid, return_sequences=not (last_layer and pooling == "last"),
-                              unroll=unroll, name=f"{self.cell}_{layer + 1}")
-        if pooling == "mean":
-            x = masked_mean(x, valid)
-        outputs = classifier_head(x, num_classes, dropout)
+        pooled = []
+        for suffix, x in frame_streams(features, valid, cache_streams, streams, input_transform, fusion):
+            x = frame_adapter(x, adapter_units, dropout, suffix)
+            for layer in range(num_layers):
+                last_layer = layer == num_layers - 1
+                x = bidirectional(self.cell, hidden_units, x, valid,
+                                  return_sequences=not (last_layer and pooling == "last"), unroll=unroll,
+                                  name=f"{self.cell}_{layer + 1}{suffix}")
+            pooled.append(masked_mean(x, valid, suffix) if pooling == "mean" else x)
+        outputs = classifier_head(fuse(pooled), num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
         self._keep_config(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                           adapter_units=adapter_units, hidden_units=hidden_units, num_layers=num_layers,
-                          pooling=pooling, dropout=dropout, unroll=unroll)
+                          pooling=pooling, dropout=dropout, unroll=unroll, cache_streams=cache_streams,
+                          streams=streams, fusion=fusion, input_transform=input_transform)
 
 
 @keras.saving.register_keras_serializable(package="vidcls")
@@ -74,6 +78,8 @@ class BiLSTMClassifier(_StackedRecurrentClassifier):
             (masked mean of the top layer's states).
         dropout: rate after the adapter and before the classifier.
         unroll: unroll the recurrence over T steps; export needs it.
+        cache_streams, streams, fusion, input_transform: which of the cached streams the
+            model reads and how (see `frame_streams`).
 
     Call arguments:
         inputs: `[features, mask]`: float `[B, T, D]` and float `[B, T]` (1 = real frame).

@@ -33,8 +33,11 @@ def model_class(name: str):
 
 
 def build_model(config: ModelConfig, num_classes, feature_dim: int, num_frames: int | None = None,
-                unroll_up_to: int = 0):
+                unroll_up_to: int = 0, cache_streams: list[str] | None = None):
     """Builds the model `config.name`, passing the config's hyperparameters it accepts.
+
+    `cache_streams` names the streams the features hold side by side (the cache's
+    `streams`; None: one), so `model.streams` can select among them.
 
     A key set away from its default that this model does not use (e.g. `model.num_heads`
     for `bilstm`) is named in a warning: a preset written for one model still serves
@@ -58,6 +61,9 @@ def build_model(config: ModelConfig, num_classes, feature_dim: int, num_frames: 
     hyperparameters = {key: value for key, value in vars(config).items() if key in accepted}
     if "unroll" in accepted and num_frames and num_frames <= unroll_up_to:
         hyperparameters["unroll"] = True
+    if cache_streams and list(cache_streams) != ["appearance"]:
+        hyperparameters["cache_streams"] = list(cache_streams)
+    hyperparameters["streams"] = list(config.streams) or None
     return cls(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                name=config.name, **hyperparameters)
 

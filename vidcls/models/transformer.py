@@ -7,8 +7,8 @@ from keras import ops
 
 from vidcls.errors import VidclsError
 from vidcls.models.blocks import (
-    NORMALIZATION_LAYER, TemporalClassifier, check_choice, check_dropout, check_num_classes, check_positive,
-    classifier_head, masked_mean, model_inputs,
+    TemporalClassifier, check_choice, check_dropout, check_num_classes, check_positive, classifier_head, frame_streams,
+    fuse, masked_mean, model_inputs,
 )
 
 TRANSFORMER_POOLING = ("cls", "mean")
@@ -96,9 +96,9 @@ class StochasticDepth(keras.layers.Layer):
 
 
 def encoder_block(x, attention_mask, index: int, hidden_units: int, num_heads: int, mlp_units: int,
-                  dropout: float, drop_rate: float):
+                  dropout: float, drop_rate: float, suffix: str = ""):
     """Pre-norm block: x + drop(MHA(LN(x))), then x + drop(MLP(LN(x)))."""
-    name = f"block_{index + 1}"
+    name = f"block_{index + 1}{suffix}"
     h = keras.layers.LayerNormalization(epsilon=1e-6, name=f"{name}_attention_norm")(x)
     h = keras.layers.MultiHeadAttention(num_heads, key_dim=hidden_units // num_heads, dropout=dropout,
                                         name=f"{name}_attention")(h, h, attention_mask=attention_mask)
@@ -131,6 +131,9 @@ class TransformerClassifier(TemporalClassifier):
         pooling: "cls" (the class token's final state) or "mean" (masked mean of frames).
         dropout: rate in the adapter, attention, MLPs and before the classifier.
         fixed_frames: inputs of exactly `num_frames` frames (export); otherwise up to it.
+        cache_streams, streams, fusion, input_transform: which of the cached streams the
+            model reads and how (see `frame_streams`); late fusion gives each stream its
+            own encoder.
 
     Call arguments:
         inputs: `[features, mask]`: float `[B, T, D]` and float `[B, T]` (1 = real frame);
@@ -145,7 +148,8 @@ class TransformerClassifier(TemporalClassifier):
     def __init__(self, num_classes: int | dict, feature_dim: int, num_frames: int | None = None,
                  adapter_units: int = 256, hidden_units: int = 128, num_layers: int = 2, num_heads: int = 4,
                  mlp_units: int = 256, stochastic_depth: float = 0.1, pooling: str = "", dropout: float = 0.3,
-                 fixed_frames: bool = False, **kwargs):
+                 fixed_frames: bool = False, cache_streams=None, streams=None, fusion: str = "early",
+                 input_transform: str = "none", **kwargs):
         pooling = pooling or "cls"
         if num_frames is None:
             raise VidclsError("The transformer needs num_frames (the length of its positional table); received None")
@@ -160,24 +164,27 @@ class TransformerClassifier(TemporalClassifier):
             raise VidclsError(f"Expected model.stochastic_depth in [0, 1); received {stochastic_depth}")
         # Any length up to num_frames while training; export fixes the input to num_frames.
         features, mask, valid = model_inputs(num_frames if fixed_frames else None, feature_dim)
-        x = keras.layers.Normalization(axis=-1, dtype="float32", name=NORMALIZATION_LAYER)(features)
-        x = keras.layers.Dense(adapter_units, activation="gelu", name="frame_adapter")(x)
-        x = keras.layers.Dropout(dropout, name="adapter_dropout")(x)
-        x = keras.layers.Dense(hidden_units, name="frame_adapter_2")(x)
-        x = PositionalEmbedding(num_frames, name=POSITIONS_LAYER)(x)
-        if pooling == "cls":
-            x = ClassToken(name="class_token")(x)
-            valid = ops.concatenate([ops.ones_like(valid[:, :1]), valid], axis=1)
-        # [B, T, T]: every query attends to the real frames (and the class token) only.
-        attention_mask = ops.logical_and(ops.expand_dims(valid, 1), ops.expand_dims(ops.ones_like(valid), 2))
-        for index in range(num_layers):
-            x = encoder_block(x, attention_mask, index, hidden_units, num_heads, mlp_units, dropout,
-                              stochastic_depth * (index + 1) / num_layers)
-        x = keras.layers.LayerNormalization(epsilon=1e-6, name="final_norm")(x)
-        x = x[:, 0] if pooling == "cls" else masked_mean(x, valid)
-        outputs = classifier_head(x, num_classes, dropout)
+        pooled = []
+        for suffix, x in frame_streams(features, valid, cache_streams, streams, input_transform, fusion):
+            x = keras.layers.Dense(adapter_units, activation="gelu", name=f"frame_adapter{suffix}")(x)
+            x = keras.layers.Dropout(dropout, name=f"adapter_dropout{suffix}")(x)
+            x = keras.layers.Dense(hidden_units, name=f"frame_adapter_2{suffix}")(x)
+            x = PositionalEmbedding(num_frames, name=f"{POSITIONS_LAYER}{suffix}")(x)
+            attended = valid
+            if pooling == "cls":
+                x = ClassToken(name=f"class_token{suffix}")(x)
+                attended = ops.concatenate([ops.ones_like(valid[:, :1]), valid], axis=1)
+            # [B, T, T]: every query attends to the real frames (and the class token) only.
+            attention_mask = ops.logical_and(ops.expand_dims(attended, 1), ops.expand_dims(ops.ones_like(attended), 2))
+            for index in range(num_layers):
+                x = encoder_block(x, attention_mask, index, hidden_units, num_heads, mlp_units, dropout,
+                                  stochastic_depth * (index + 1) / num_layers, suffix)
+            x = keras.layers.LayerNormalization(epsilon=1e-6, name=f"final_norm{suffix}")(x)
+            pooled.append(x[:, 0] if pooling == "cls" else masked_mean(x, attended, suffix))
+        outputs = classifier_head(fuse(pooled), num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)
         self._keep_config(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                           adapter_units=adapter_units, hidden_units=hidden_units, num_layers=num_layers,
                           num_heads=num_heads, mlp_units=mlp_units, stochastic_depth=stochastic_depth,
-                          pooling=pooling, dropout=dropout, fixed_frames=fixed_frames)
+                          pooling=pooling, dropout=dropout, fixed_frames=fixed_frames, cache_streams=cache_streams,
+                          streams=streams, fusion=fusion, input_transform=input_transform)

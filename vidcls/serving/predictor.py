@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features import VideoReadError, get_backbone, read_sampled_frames, sampled_frame_mask
+from vidcls.features import VideoReadError, encoder_from_fingerprint, read_sampled_frames, sampled_frame_mask
 from vidcls.features.video import ClipRange, read_clips, video_timing
 from vidcls.run_dir import RunDir
 
@@ -15,9 +15,10 @@ from vidcls.run_dir import RunDir
 class Predictor:
     """Loads a trained run once and classifies any number of videos.
 
-    The backbone is rebuilt exactly as it was when the training cache was filled (same
-    architecture, image size and weights); its weights checksum must match the cache's,
-    otherwise the features would differ from those the classifier learned on.
+    The backbone and its streams are rebuilt exactly as they were when the training cache
+    was filled (same architecture, image size, grid, weights, streams); the weights
+    checksum must match the cache's, otherwise the features would differ from those the
+    classifier learned on.
 
     Args:
         run_dir: a finished `vidcls train` run.
@@ -38,15 +39,9 @@ class Predictor:
         self.fingerprint = run.features()["fingerprint"]
         self.label_space = run.label_space()
         self.num_frames = int(self.fingerprint["num_frames"])
-        source = weights or self.fingerprint.get("weights_source") or self.fingerprint["weights"]
-        self.backbone = get_backbone(self.fingerprint["backbone"], source, self.fingerprint["image_size"],
-                                     self.fingerprint.get("seed", 0), batch_size=self.num_frames)
-        if self.backbone.weights_checksum() != self.fingerprint["weights_checksum"]:
-            raise VidclsError(
-                f"The {self.fingerprint['backbone']} weights loaded from {source!r} differ from those that "
-                f"built the training cache (checksum {self.backbone.weights_checksum()}, expected "
-                f"{self.fingerprint['weights_checksum']}); pass the original weights with --weights"
-            )
+        self.encoder = encoder_from_fingerprint(self.fingerprint, weights,
+                                                batch_size=self.num_frames * len(self.fingerprint.get("streams", [0])))
+        self.backbone = self.encoder.backbone
         self.model = load_model(run.best_model_path)
 
     def predict(self, video: str | Path) -> dict:
@@ -64,11 +59,11 @@ class Predictor:
     def read(self, video: str | Path):
         """Decodes and samples `video` (the part that needs no model; callers may run it
         in parallel with `classify` of another video)."""
-        return read_sampled_frames(video, self.num_frames, self.backbone.image_size)
+        return read_sampled_frames(video, self.num_frames, self.backbone.image_size, self.encoder.difference_gap)
 
     def classify(self, clip) -> dict:
         """Backbone and classifier on a clip from `read`."""
-        features, mask = self._embed(clip)
+        features, mask = self.embed(clip)
         probabilities = self._probabilities(features[None], mask[None])
         return self._result({target: values[0] for target, values in probabilities.items()})
 
@@ -96,12 +91,12 @@ class Predictor:
         if starts[-1] + length < total:
             starts.append(total - length)  # the tail gets a window too
         ranges = [ClipRange(start_frame=start, end_frame=min(start + length, total)) for start in starts]
-        clips = read_clips(video, ranges, self.num_frames, self.backbone.image_size)
+        clips = read_clips(video, ranges, self.num_frames, self.backbone.image_size, self.encoder.difference_gap)
         failed = [(start, clip) for start, clip in zip(starts, clips) if isinstance(clip, VideoReadError)]
         if failed:
             start, error = failed[0]
             raise VideoReadError(f"window at {start / fps:.2f} s: {error}")
-        embedded = [self._embed(clip) for clip in clips]
+        embedded = [self.embed(clip) for clip in clips]
         probabilities = self._probabilities(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
         windows = [{"start_sec": round(clip.frame_range[0] / fps, 3), "end_sec": round(clip.frame_range[1] / fps, 3),
                     **self._result({target: values[row] for target, values in probabilities.items()})}
@@ -110,9 +105,11 @@ class Predictor:
         return {"video": str(video), "label": overall["label"], "score": overall["score"],
                 "window_sec": window_sec, "stride_sec": stride_sec, "windows": windows, "events": merge_events(windows)}
 
-    def _embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
-        # Through float16 as in the cache, so the classifier sees what it was trained on.
-        features = self.backbone.embed(clip.frames).astype(np.float16).astype(np.float32)
+    def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
+        """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
+        of the float16 the cache stores, so the classifier sees what it was trained on)
+        and the frame mask `[T]`."""
+        features = self.encoder.encode([clip])[0].astype(np.float32)
         return features, sampled_frame_mask(clip.total_frames, self.num_frames)
 
     def _probabilities(self, features: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:

@@ -108,10 +108,10 @@ def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> Tr
     val_set = load_labelled_features(cache, splits["val"], space, in_memory)
     keras.utils.set_random_seed(config.train.seed)
     _write_env(run, runtime)
-    return _fit(config, run, runtime, train_set, val_set, space, cache.feature_shape, progress)
+    return _fit(config, run, runtime, train_set, val_set, space, cache, progress)
 
 
-def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_shape, progress) -> TrainResult:
+def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: FeatureCache, progress) -> TrainResult:
     import keras
 
     from vidcls.models import adapt_normalization, build_model
@@ -123,6 +123,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     from vidcls.training.lora import apply_lora, merge_lora
 
     train_config: TrainConfig = config.train
+    feature_shape = cache.feature_shape
     multi_task = len(space) > 1
     class_counts = [len(names) for names in space.values()]
     target_names = list(space) if multi_task else None
@@ -144,7 +145,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, feature_sh
     with runtime.strategy.scope():
         num_classes = dict(zip(space, class_counts)) if multi_task else class_counts[0]
         model = build_model(config.model, num_classes=num_classes, feature_dim=feature_shape[1], num_frames=feature_shape[0],
-                            unroll_up_to=0 if runtime.gpus else CPU_UNROLL_FRAMES)
+                            unroll_up_to=0 if runtime.gpus else CPU_UNROLL_FRAMES, cache_streams=cache.info.get("streams"))
         if config.model.init_from:
             _initialise_from(model, config.model.init_from)  # its feature statistics too
         else:
@@ -300,7 +301,7 @@ def _check_model(config: ExperimentConfig, space: LabelSpace, cache: FeatureCach
     counts = [len(names) for names in space.values()]
     num_classes = dict(zip(space, counts)) if len(space) > 1 else counts[0]
     build_model(config.model, num_classes=num_classes, feature_dim=cache.feature_shape[1],
-                num_frames=cache.feature_shape[0])
+                num_frames=cache.feature_shape[0], cache_streams=cache.info.get("streams"))
     if config.model.init_from:
         check_source_run(config.model.init_from, config.model.name, space, cache.info)
 
