@@ -266,6 +266,8 @@ def _add_evaluate(commands) -> None:
     command.add_argument("--run-dir", required=True, action="append",
                          help="a trained run; repeat it to evaluate the ensemble (mean probabilities) of several")
     command.add_argument("--split", default="test", help="train | val | test")
+    command.add_argument("--cache-dir", help="score every clip of this cache instead (e.g. other scenes, extracted "
+                         "with the run's settings); results in RUN_DIR/eval_<cache name>")
     command.add_argument("--tta", type=int, default=1, metavar="N", help="average N temporal crops per clip")
     command.add_argument("--out-dir", help="default: RUN_DIR/eval (one run) or FIRST_RUN/eval_ensemble")
     command.add_argument("--positive-class", help="two classes: the event to detect (default: the rarer one)")
@@ -280,7 +282,7 @@ def _evaluate(args) -> int:
 
     runs = args.run_dir if len(args.run_dir) > 1 else args.run_dir[0]
     metrics = evaluate(runs, args.split, tta=args.tta, out_dir=args.out_dir, positive_class=args.positive_class,
-                       target_recall=args.target_recall, target_fpr=args.target_fpr)
+                       target_recall=args.target_recall, target_fpr=args.target_fpr, cache_dir=args.cache_dir)
     for member, values in metrics.get("members", {}).items():
         print(f"  member {member}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}")
     subject = "action " if "targets" in metrics else ("ensemble " if "members" in metrics else "")
@@ -292,7 +294,9 @@ def _evaluate(args) -> int:
     if metrics.get("binary", {}).get("roc_auc") is not None:
         binary = metrics["binary"]
         print(f"  {binary['positive_class']}: ROC AUC {binary['roc_auc']:.4f}, PR AUC {binary['pr_auc']:.4f}")
-    print(f"files and report.md in {args.out_dir or (args.run_dir[0] + ('/eval' if len(args.run_dir) == 1 else '/eval_ensemble'))}")
+    default_out = (f"{args.run_dir[0]}/eval_{Path(args.cache_dir).resolve().name}" if args.cache_dir
+                   else args.run_dir[0] + ("/eval" if len(args.run_dir) == 1 else "/eval_ensemble"))
+    print(f"files and report.md in {args.out_dir or default_out}")
     return 0
 
 

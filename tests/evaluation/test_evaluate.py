@@ -4,6 +4,7 @@ import json
 import numpy as np
 import pytest
 
+from vidcls.cli import main
 from vidcls.errors import VidclsError
 from vidcls.evaluation import classification_metrics, evaluate
 
@@ -151,3 +152,22 @@ def test_compare_puts_runs_in_one_table(trained_run, tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     assert float(rows[0]["accuracy"]) == pytest.approx(json.loads((trained_run / "eval" / "metrics.json").read_text())["accuracy"], abs=1e-4)
     assert main(["compare", str(tmp_path)]) == 2
+
+
+def test_a_run_is_scored_on_every_clip_of_another_cache_made_the_same_way(trained_run, cache_dir, tmp_path):
+    import shutil
+
+    other = tmp_path / "other_scenes"
+    shutil.copytree(cache_dir, other)
+    lines = (other / "manifest.jsonl").read_text().splitlines(keepends=True)
+    (other / "manifest.jsonl").write_text("".join(lines[:10]))  # another set of clips
+    assert main(["evaluate", "--run-dir", str(trained_run), "--cache-dir", str(other)]) == 0
+    metrics = json.loads((trained_run / "eval_other_scenes" / "metrics.json").read_text())
+    assert metrics["num_samples"] == 10 and metrics["split"] == "all" and metrics["cache_dir"] == str(other)
+    with (trained_run / "eval_other_scenes" / "predictions.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 10
+    assert "Every clip of the cache" in (trained_run / "eval_other_scenes" / "report.md").read_text()
+    info = json.loads((other / "cache.json").read_text())
+    (other / "cache.json").write_text(json.dumps({**info, "image_size": 64}))
+    with pytest.raises(VidclsError, match=r"holds other features than .* \(image_size: run's 32, this cache's 64\)"):
+        evaluate(trained_run, cache_dir=other)

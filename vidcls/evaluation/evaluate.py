@@ -14,7 +14,7 @@ from vidcls.errors import VidclsError
 from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliability, plot_roc_pr
 from vidcls.evaluation.report import write_report
 from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
-from vidcls.features import FeatureCache
+from vidcls.features import NOT_FINGERPRINT, FeatureCache
 from vidcls.fileio import atomic_write_json, atomic_writer
 from vidcls.run_dir import RunDir
 
@@ -95,7 +95,8 @@ def multi_target_metrics(labels: np.ndarray, probabilities: dict[str, np.ndarray
 
 
 def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | None = None,
-             positive_class: str | None = None, target_recall: float = 0.9, target_fpr: float = 0.05) -> dict:
+             positive_class: str | None = None, target_recall: float = 0.9, target_fpr: float = 0.05,
+             cache_dir: str | Path | None = None) -> dict:
     """Scores the best model of one run (or the mean probabilities of several: an
     ensemble) on `split` and writes metrics, tables, figures and `report.md`.
 
@@ -104,9 +105,11 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
         split: train, val or test.
         tta: temporal crops averaged per clip (1: the clip as cached).
         out_dir: where to write; default `RUN_DIR/eval` for one run, `FIRST_RUN/eval_ensemble`
-            for several.
+            for several, `RUN_DIR/eval_<cache name>` with `cache_dir`.
         positive_class: for two classes, the event to detect (default: the rarer one).
         target_recall, target_fpr: the operating points reported for two classes.
+        cache_dir: score every clip of this cache instead of a split of the run's own
+            (e.g. other scenes, extracted with the same settings); `split` is then unused.
 
     Returns the metrics written to `metrics.json`. With several targets (verb + noun),
     the headline metrics are those of the action and `targets` holds each target's.
@@ -119,6 +122,8 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
     for run in runs:
         run.require_trained()
     space = runs[0].label_space()
+    if cache_dir is not None:
+        return _evaluate_on_cache(runs, Path(cache_dir), space, tta, out_dir, positive_class, target_recall, target_fpr)
     clip_ids = runs[0].splits()[split]
     for run in runs[1:]:
         if run.label_space() != space:
@@ -143,12 +148,39 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
     return metrics
 
 
-def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int):
-    """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model, the
-    probabilities averaged over `tta` temporal crops."""
+def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_class, target_recall, target_fpr) -> dict:
+    """Every clip of another cache, which must hold features made as the runs' were."""
+    cache = FeatureCache(cache_dir)
+    for run in runs:
+        trained_on = run.features()["fingerprint"]
+        different = sorted(key for key in set(trained_on) | set(cache.info) if key not in NOT_FINGERPRINT
+                           and trained_on.get(key) != cache.info.get(key))
+        if different:
+            described = "; ".join(f"{key}: run's {trained_on.get(key)!r}, this cache's {cache.info.get(key)!r}"
+                                  for key in different)
+            raise VidclsError(f"{cache_dir} holds other features than {run.root} was trained on ({described}); "
+                              "extract it with the same settings (vidcls extract --config the run's recipe)")
+    clip_ids = [entry["clip_id"] for entry in cache.entries]
+    if not clip_ids:
+        raise VidclsError(f"{cache_dir} holds no clip; nothing to evaluate")
+    members = [_predict_split(run, clip_ids, space, tta, cache) for run in runs]
+    data = members[0][0]
+    probabilities = {target: np.mean([member[1][target] for member in members], axis=0) for target in space}
+    metrics = score_predictions(data.labels, probabilities, space, "all", positive_class, target_recall, target_fpr)
+    metrics.update(tta=tta, cache_dir=str(cache_dir))
+    out = Path(out_dir) if out_dir else runs[0].root / f"eval_{cache_dir.resolve().name}"
+    write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space,
+                     note=f"Every clip of the cache `{cache_dir}`, scored by " + ", ".join(f"`{run.root}`" for run in runs)
+                     + (" (ensemble: mean of the members' probabilities)." if len(runs) > 1 else "."))
+    return metrics
+
+
+def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):
+    """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model on
+    `clip_ids` of `cache` (default: the run's own), averaged over `tta` temporal crops."""
     from vidcls.models import load_model
 
-    cache = FeatureCache(run.features()["cache_dir"])
+    cache = cache or FeatureCache(run.features()["cache_dir"])
     data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
     features = data.features.astype(np.float32)

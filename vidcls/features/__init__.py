@@ -1,14 +1,14 @@
 """Feature stage: decode videos, sample frames, embed them with a frozen CNN, cache them."""
 
 from vidcls.features.backbones import BACKBONES, Backbone, get_backbone
-from vidcls.features.cache import FeatureCache
+from vidcls.features.cache import NOT_FINGERPRINT, FeatureCache
 from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, encoder_from_fingerprint
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.video import VideoReadError, read_sampled_frames, sampled_frame_mask, segment_centre_indices
 
 __all__ = [
-    "BACKBONES", "Backbone", "ClipEncoder", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "VideoReadError",
+    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "VideoReadError",
     "difference_images", "encoder_from_fingerprint",
     "extract", "get_backbone", "pack_cache", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
 ]
