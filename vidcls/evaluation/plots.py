@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -54,14 +55,22 @@ def plot_curves(history_path: Path, path: Path) -> bool:
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     for axis, (title, keys) in zip(axes, panels):
         for key in keys:
-            if key in rows[0]:
-                axis.plot(epochs, [float(row[key]) for row in rows], marker=".", label=key)
+            values = [_float_or_nan(row.get(key)) for row in rows]
+            if not all(math.isnan(value) for value in values):  # a run without validation logs val_* as NA
+                axis.plot(epochs, values, marker=".", label=key)
         axis.set(title=title, xlabel="epoch")
         axis.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
+
+
+def _float_or_nan(text) -> float:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return math.nan
 
 
 def plot_reliability(calibration: dict, path: Path, title_suffix: str = "") -> None:
