@@ -14,7 +14,11 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_videos"
-TINY_FEATURES = dict(backbone="resnet50", weights="none", num_frames=8, image_size=32, batch_size=32)
+# The suite's small cache holds the appearance stream only: its synthetic classes (colour
+# changes, growing shapes) are told apart by appearance; tests/features/test_streams.py
+# covers the default two-stream cache.
+TINY_FEATURES = dict(backbone="resnet50", weights="none", num_frames=8, image_size=32, batch_size=32,
+                     streams=["appearance"])
 
 
 def write_corrupt_video(path: Path) -> Path:

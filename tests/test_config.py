@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from vidcls.config import ExperimentConfig, load_experiment_config, read_config, save_config
+from vidcls.config import ExperimentConfig, FeatureConfig, load_experiment_config, load_feature_config, read_config, save_config
 from vidcls.errors import VidclsError
 
 
@@ -63,6 +63,7 @@ def test_shipped_presets_load(tmp_path):
     assert presets
     for preset in presets:
         load_experiment_config(str(preset))  # raises on any unknown key or wrong type
+        load_feature_config(str(preset))  # its extract: section, if any
     from vidcls.training.sweep import read_sweep
 
     sweeps = sorted((Path(__file__).resolve().parents[1] / "configs" / "sweeps").glob("*.yaml"))
@@ -77,3 +78,23 @@ def test_run_configs_of_earlier_versions_still_load(tmp_path):
     old["train"]["mixed_precision"] = True  # as vidcls wrote it before train.precision existed
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     assert read_config(tmp_path / "config.yaml").train.precision == "mixed_float16"
+
+
+def test_one_recipe_file_serves_extract_and_train(tmp_path):
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("extract:\n  backbone: vgg16_conv\n  image_size: 224\n  streams: [frame_difference]\n"
+                      "model:\n  streams: [frame_difference]\n  dropout: 0.5\n")
+    features = load_feature_config(str(recipe), flags={"image_size": None, "num_frames": 8},
+                                   overrides=["extract.difference_gap=3"])
+    assert (features.backbone, features.image_size, features.num_frames) == ("vgg16_conv", 224, 8)
+    assert features.streams == ["frame_difference"] and features.difference_gap == 3
+    assert FeatureConfig().streams == ["appearance", "frame_difference"]  # the default cache holds both
+    run = load_experiment_config(str(recipe))  # the extract: section is not a run key
+    assert run.model.streams == ["frame_difference"] and run.model.dropout == 0.5
+    with pytest.raises(VidclsError, match=r"Unknown config key 'extract.grids' in .*recipe.yaml.*'grid'"):
+        recipe.write_text("extract:\n  grids: 2\n")
+        load_feature_config(str(recipe))
+    with pytest.raises(VidclsError, match=r"Expected --set extract.key=value for vidcls extract; received \['train.epochs'\]"):
+        load_feature_config(None, overrides=["train.epochs=3"])
+    with pytest.raises(VidclsError, match="Expected int for config key 'extract.grid' in --set; received 'two'"):
+        load_feature_config(None, overrides=["extract.grid=two"])

@@ -36,9 +36,10 @@ class FeatureConfig:
     overwrite: bool = False
     decode_workers: int = 2
     # Images embedded per sampled frame, side by side in the cache: appearance (the frame)
-    # and/or frame_difference (|frame - the frame difference_gap later| x difference_gain).
-    streams: list = dataclasses.field(default_factory=lambda: ["appearance"])
-    difference_gap: int = 1
+    # and/or frame_difference (|frame - the frame difference_gap later| x difference_gain,
+    # a motion image: on real footage it carries to unseen scenes, appearance does not).
+    streams: list = dataclasses.field(default_factory=lambda: ["appearance", "frame_difference"])
+    difference_gap: int = 2
     difference_gain: float = 4.0
     grid: int = 1  # pool the backbone's last feature map over grid x grid cells (1: the whole frame)
 
@@ -90,8 +91,9 @@ class ModelConfig:
     init_from: str = ""  # a trained run whose weights start this one (e.g. fewer frames); see --init-from
     lora_rank: int = 0  # > 0: fine-tune init_from's model with LoRA adapters of this rank, all else frozen
     lora_alpha: float = 0.0  # LoRA scale alpha / rank (0: alpha = rank)
-    # Which cached streams the model reads (empty: all; e.g. [frame_difference]) and how:
-    # early fusion (side by side per frame) or late (one encoder per stream, joined after pooling).
+    # Which cached streams the model reads, e.g. [frame_difference] or [appearance, frame_difference];
+    # empty: the cache's motion stream when it has one (it carries to unseen scenes), else all.
+    # Several are fused early (side by side per frame) or late (one encoder each, joined after pooling).
     streams: list = dataclasses.field(default_factory=list)
     fusion: str = "early"
     # What each frame's input is: none (features as cached) | differences (x_t - x_{t-1})

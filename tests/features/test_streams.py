@@ -14,12 +14,13 @@ from vidcls.features import FeatureCache, difference_images, extract, get_backbo
 from vidcls.features.video import partner_indices, segment_centre_indices
 
 MOTION = dict(streams=["appearance", "frame_difference"], difference_gap=2, difference_gain=4.0)
+DEFAULT_STREAMS = {key: value for key, value in TINY_FEATURES.items() if key != "streams"}
 
 
 @pytest.fixture(scope="module")
 def motion_cache(video_dir, tmp_path_factory):
     cache = tmp_path_factory.mktemp("motion") / "cache"
-    summary = extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(cache), **TINY_FEATURES, **MOTION))
+    summary = extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(cache), **DEFAULT_STREAMS))  # the defaults
     assert summary.extracted == 24 and not summary.failures
     return cache
 
@@ -67,7 +68,7 @@ def test_a_still_video_has_the_motion_features_of_a_black_image(tmp_path):
     _write(tmp_path / "videos" / "still" / "a.avi", [still] * 12)
     _write(tmp_path / "videos" / "moving" / "b.avi", [np.roll(still, 3 * index, axis=1) for index in range(12)])
     cache = tmp_path / "cache"
-    extract(FeatureConfig(data_dir=str(tmp_path / "videos"), cache_dir=str(cache), **TINY_FEATURES, **MOTION))
+    extract(FeatureConfig(data_dir=str(tmp_path / "videos"), cache_dir=str(cache), **DEFAULT_STREAMS, **MOTION))
     by_label = {entry["label"]: FeatureCache(cache).load_features(entry) for entry in FeatureCache(cache).entries}
     black = get_backbone("resnet50", "none", 32, seed=0, batch_size=32).embed(np.zeros((1, 32, 32, 3), np.uint8))
     np.testing.assert_allclose(by_label["still"][:, 2048:].astype(np.float32), np.repeat(black, 8, 0).astype(np.float16),
@@ -80,7 +81,7 @@ def test_grid_cells_average_to_the_whole_frame_features(video_dir, tmp_path):
     mean is the global average that --grid 1 caches."""
     settings = {**TINY_FEATURES, "image_size": 64}
     extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "whole"), **settings))
-    extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "grid"), grid=2, **settings))
+    extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "grid"), **{**settings, "grid": 2}))
     whole, grid = FeatureCache(tmp_path / "whole"), FeatureCache(tmp_path / "grid")
     assert grid.info["grid"] == 2 and grid.feature_shape == (8, 4 * 2048) and "grid" not in whole.info
     cells = grid.load_features(grid.entries[0]).astype(np.float32).reshape(8, 4, 2048)
@@ -91,7 +92,7 @@ def test_grid_cells_average_to_the_whole_frame_features(video_dir, tmp_path):
     with pytest.raises(VidclsError, match="--grid pools a convolutional feature map; backbone vgg16 gives the fc2"):
         get_backbone("vgg16", "none", 32, grid=2)
     with pytest.raises(VidclsError, match=r"distinct streams of appearance, frame_difference; received \['flow'\]"):
-        extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "x"), streams=["flow"], **TINY_FEATURES))
+        extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "x"), **{**TINY_FEATURES, "streams": ["flow"]}))
 
 
 @pytest.fixture(scope="module")

@@ -279,7 +279,8 @@ def test_a_model_reading_one_stream_ignores_the_other(name, tmp_path):
 
 @pytest.mark.parametrize("name", ALL)
 def test_late_fusion_gives_each_stream_its_own_encoder(name):
-    early, late = _two_streams(name), _two_streams(name, fusion="late")
+    both = ["appearance", "frame_difference"]  # empty streams would read the motion stream alone
+    early, late = _two_streams(name, streams=both), _two_streams(name, streams=both, fusion="late")
     assert "frame_adapter" in {layer.name for layer in early.layers}
     names = {layer.name for layer in late.layers}
     assert {"frame_adapter_appearance", "frame_adapter_frame_difference", "fusion"} <= names
@@ -307,3 +308,18 @@ def test_frame_transforms_compute_differences_and_centring_over_real_frames():
     with pytest.raises(VidclsError, match="Expected model.fusion to be one of early, late"):
         _two_streams("mean_pool", fusion="middle")
     assert keras.saving.get_registered_object("vidcls>FrameTransform") is FrameTransform
+
+
+def test_by_default_a_model_reads_the_motion_stream_of_a_two_stream_cache():
+    from vidcls.models.registry import resolve_streams
+
+    assert resolve_streams([], ["appearance", "frame_difference"]) == ["frame_difference"]
+    assert resolve_streams([], ["appearance"]) is None and resolve_streams([], None) is None
+    assert resolve_streams(["appearance"], ["appearance", "frame_difference"]) == ["appearance"]
+    model = _two_streams("mean_pool")
+    features, mask = _inputs(frames=8)
+    changed = features.copy()
+    changed[..., :6] = 100.0  # the appearance half: ignored
+    np.testing.assert_allclose(model([changed, mask]), model([features, mask]), atol=1e-6)
+    changed[..., 6:] = 100.0  # the motion half: read
+    assert np.abs(model([changed, mask]) - model([features, mask])).max() > 1e-4

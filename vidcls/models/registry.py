@@ -63,9 +63,22 @@ def build_model(config: ModelConfig, num_classes, feature_dim: int, num_frames: 
         hyperparameters["unroll"] = True
     if cache_streams and list(cache_streams) != ["appearance"]:
         hyperparameters["cache_streams"] = list(cache_streams)
-    hyperparameters["streams"] = list(config.streams) or None
+    hyperparameters["streams"] = resolve_streams(config.streams, cache_streams)
     return cls(num_classes=num_classes, feature_dim=feature_dim, num_frames=num_frames,
                name=config.name, **hyperparameters)
+
+
+def resolve_streams(requested: list[str], cache_streams: list[str] | None) -> list[str] | None:
+    """The cached streams a model reads: `model.streams` as given; when it is empty, every
+    stream but appearance if the cache has another (a motion stream), else all (None).
+
+    Measured on real surveillance footage in grouped cross-validation (README, "Real
+    footage"): the frame-difference stream alone scores ~0.75, appearance beside it pulls
+    the model back towards memorising each scene's look (~0.66-0.68)."""
+    if requested:
+        return list(requested)
+    others = [name for name in cache_streams or [] if name != "appearance"]
+    return others if others and len(others) < len(cache_streams) else None
 
 
 def rebuild_for_export(model, num_frames: int):

@@ -164,6 +164,9 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
         logger.info("LoRA rank %d on %d layers: %s trainable parameters of %s (%.2f%%), everything else frozen",
                     config.model.lora_rank, lora["lora_layers"], f"{lora['trainable']:,}", f"{lora['total']:,}",
                     lora["trainable_percent"])
+    if cache.info.get("streams"):
+        logger.info("the model reads stream(s) %s of the cache's %s", model.streams or cache.info["streams"],
+                    cache.info["streams"])
     logger.info("%s: %s parameters (%s trainable), %.1f MFLOPs per clip of %d frames", config.model.name,
                 f"{summary['parameters']:,}", f"{summary['trainable_parameters']:,}", summary["flops_per_clip"] / 1e6,
                 feature_shape[0])
