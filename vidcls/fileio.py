@@ -104,3 +104,12 @@ def claim_directory(out: Path, spec_name: str, spec: dict, what: str, differs: s
         raise VidclsError(f"--out-dir {out} is not empty and holds no {what}; choose an empty or new directory")
     else:
         atomic_write_json(path, spec)
+
+
+def csv_number(text: str | None) -> float | None:
+    """A number of a CSV cell, or None for an empty, missing or non-numeric one (CSVLogger
+    writes val_* as NA in a run without validation)."""
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidcls.fileio import csv_number
+
 
 def _pyplot():
     import matplotlib
@@ -55,7 +57,7 @@ def plot_curves(history_path: Path, path: Path) -> bool:
     figure, axes = plt.subplots(1, len(panels), figsize=(13, 3.6))
     for axis, (title, keys) in zip(axes, panels):
         for key in keys:
-            values = [_float_or_nan(row.get(key)) for row in rows]
+            values = [math.nan if (value := csv_number(row.get(key))) is None else value for row in rows]
             if not all(math.isnan(value) for value in values):  # a run without validation logs val_* as NA
                 axis.plot(epochs, values, marker=".", label=key)
         axis.set(title=title, xlabel="epoch")
@@ -64,13 +66,6 @@ def plot_curves(history_path: Path, path: Path) -> bool:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return True
-
-
-def _float_or_nan(text) -> float:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return math.nan
 
 
 def plot_reliability(calibration: dict, path: Path, title_suffix: str = "") -> None:

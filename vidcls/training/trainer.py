@@ -24,7 +24,7 @@ from vidcls.data import (
 )
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
-from vidcls.fileio import atomic_write_json
+from vidcls.fileio import atomic_write_json, csv_number
 from vidcls.run_dir import RunDir
 
 logger = logging.getLogger("vidcls")
@@ -210,7 +210,7 @@ def _trim_logs(run: RunDir, resume_epoch: int) -> None:
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             fields, rows = reader.fieldnames, list(reader)
-        kept = [row for row in rows if _number(row.get("epoch")) is not None and int(row["epoch"]) < resume_epoch]
+        kept = [row for row in rows if csv_number(row.get("epoch")) is not None and int(row["epoch"]) < resume_epoch]
         if len(kept) == len(rows):
             continue
         logger.info("%s: dropping %d row(s) of epochs from %d on, which are trained again", path.name,
@@ -226,7 +226,7 @@ def _best_so_far(run: RunDir, monitor: str) -> float | None:
     if not run.history_path.is_file():
         return None
     with run.history_path.open() as handle:
-        values = [_number(row.get(monitor)) for row in csv.DictReader(handle)]
+        values = [csv_number(row.get(monitor)) for row in csv.DictReader(handle)]
     values = [value for value in values if value is not None]
     return min(values) if values else None
 
@@ -391,7 +391,7 @@ def _result(run: RunDir, seconds: float, summary: dict, initialised_from: str | 
     # history.csv, not fit()'s return value: after a resume it holds every epoch.
     with run.history_path.open() as handle:
         rows = list(csv.DictReader(handle))
-    validated = [row for row in rows if _number(row.get("val_loss")) is not None]  # CSVLogger writes NA without val
+    validated = [row for row in rows if csv_number(row.get("val_loss")) is not None]  # CSVLogger writes NA without val
     best = min(validated, key=lambda row: float(row["val_loss"])) if validated else None
     return TrainResult(
         run_dir=run.root,
@@ -409,17 +409,10 @@ def _result(run: RunDir, seconds: float, summary: dict, initialised_from: str | 
 def _val_accuracy(row: dict) -> float | None:
     """`val_accuracy`; with several targets, the mean of `val_<target>_accuracy`."""
     if "val_accuracy" in row:
-        return _number(row["val_accuracy"])
-    values = [_number(value) for key, value in row.items() if key.startswith("val_") and key.endswith("_accuracy")]
+        return csv_number(row["val_accuracy"])
+    values = [csv_number(value) for key, value in row.items() if key.startswith("val_") and key.endswith("_accuracy")]
     values = [value for value in values if value is not None]
     return float(np.mean(values)) if values else None
-
-
-def _number(text: str | None) -> float | None:
-    try:
-        return float(text)
-    except (TypeError, ValueError):
-        return None
 
 
 def _verbosity(progress: bool) -> int:
