@@ -246,7 +246,9 @@ def _upgrade(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def save_config(config: ExperimentConfig, path: Path) -> None:
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    from vidcls.fileio import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), yaml.safe_dump(config.to_dict(), sort_keys=False).encode())
 
 
 def read_config(path: Path) -> ExperimentConfig:

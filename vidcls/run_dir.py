@@ -40,6 +40,11 @@ class RunDir:
                 f"{self.root} is not a finished training run: {self.best_model_path} is missing "
                 "(train one with `vidcls train --cache-dir DIR --run-dir DIR`)"
             )
+        if not self.result_path.is_file():
+            raise VidclsError(
+                f"{self.root} is not a finished training run: {self.result_path} is missing, so training stopped "
+                "before its end (killed, diverged, or still running); resume it with the same `vidcls train` command"
+            )
 
     def config(self) -> ExperimentConfig:
         return read_config(self.config_path)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 import numpy as np
 
-from vidcls.fileio import csv_number
+from vidcls.fileio import atomic_write_bytes, csv_number
 
 
 def _pyplot():
@@ -38,7 +39,7 @@ def plot_confusion(counts: np.ndarray, class_names: list[str], path: Path, title
             axis.text(column, row, str(counts[row, column]), ha="center", va="center",
                       color="white" if normalised[row, column] > 0.5 else "black")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    _save(figure, path, 120)
     plt.close(figure)
 
 
@@ -63,7 +64,7 @@ def plot_curves(history_path: Path, path: Path) -> bool:
         axis.set(title=title, xlabel="epoch")
         axis.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _save(figure, path, 110)
     plt.close(figure)
     return True
 
@@ -83,7 +84,7 @@ def plot_reliability(calibration: dict, path: Path, title_suffix: str = "") -> N
              title=f"reliability{f' ({title_suffix})' if title_suffix else ''}: ECE {calibration['ece']:.3f}")
     axis.legend(loc="upper left", fontsize=7)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _save(figure, path, 110)
     plt.close(figure)
 
 
@@ -109,5 +110,12 @@ def plot_roc_pr(labels: np.ndarray, probabilities: np.ndarray, binary: dict, pat
     roc_axis.legend(fontsize=8)
     pr_axis.legend(fontsize=8)
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
+    _save(figure, path, 110)
     plt.close(figure)
+
+
+def _save(figure, path: Path, dpi: int) -> None:
+    """Writes the figure to a temporary name and renames it: never half a PNG."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format=Path(path).suffix.lstrip(".") or "png")
+    atomic_write_bytes(Path(path), buffer.getvalue())

@@ -12,7 +12,7 @@ from vidcls.data import load_labelled_features
 from vidcls.errors import VidclsError
 from vidcls.evaluation.evaluate import outputs_by_target
 from vidcls.features import FeatureCache
-from vidcls.fileio import atomic_write_json
+from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 
 SAVED_MODEL_DIR = "saved_model"
@@ -69,7 +69,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     report_variants = []
     for name in variants:
         path = out / f"model_{name}.tflite"
-        path.write_bytes(_convert(saved_model, name, _representative(run, features_info, space) if name == "int8" else None))
+        atomic_write_bytes(path, _convert(saved_model, name, _representative(run, features_info, space) if name == "int8" else None))
         report_variants.append({"name": name, "path": path.name, "size_bytes": path.stat().st_size,
                                 **_check_tflite(path, {"features": samples, "mask": masks}, reference)})
     float_size = report_variants[0]["size_bytes"]
@@ -77,7 +77,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         variant["size_vs_float32"] = round(float_size / variant["size_bytes"], 2)
     for target, names in space.items():
         labels_file = "labels.txt" if len(space) == 1 else f"labels_{target}.txt"
-        (out / labels_file).write_text("".join(f"{name}\n" for name in names))
+        atomic_write_bytes(out / labels_file, "".join(f"{name}\n" for name in names).encode())
     atomic_write_json(out / "metadata.json", {
         "inputs": {
             "features": {"shape": [1, num_frames, feature_dim], "dtype": "float32"},
@@ -253,7 +253,7 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     archive.add_endpoint("serve", serve, input_signature=signature)
     archive.write_out(str(saved_model), verbose=False)
     path = out / END_TO_END_TFLITE
-    path.write_bytes(_convert(saved_model, "float32"))
+    atomic_write_bytes(path, _convert(saved_model, "float32"))
 
     clips = _held_out_clips(run, predictor, videos)
     inputs = {"frames": np.stack([clip.frames for clip in clips]),

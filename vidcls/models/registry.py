@@ -113,5 +113,21 @@ def finalize_layers(model) -> None:
 
 
 def load_model(path):
-    """Loads a `.keras` file written by vidcls (the custom classes are registered here)."""
-    return keras.saving.load_model(str(path), compile=False)
+    """Loads a `.keras` file written by vidcls (the custom classes are registered here).
+
+    Raises:
+        VidclsError: naming the file, when it is missing or does not load (truncated by a
+            kill in an older vidcls, hand-edited, or not a model).
+    """
+    from pathlib import Path
+
+    from vidcls.errors import VidclsError
+
+    if not Path(path).is_file():
+        raise VidclsError(f"Model file {path} is missing")
+    try:
+        return keras.saving.load_model(str(path), compile=False)
+    except Exception as error:  # a truncated zip, a bad config: whatever Keras raises
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
+        raise VidclsError(f"Model file {path} does not load ({type(error).__name__}: {first_line}); "
+                          "it is damaged: train again into a new --run-dir") from None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import time
 from pathlib import Path
 
@@ -90,26 +91,40 @@ class PeriodicCheckpoint(keras.callbacks.Callback):
                          self.directory / f"epoch_{epoch + 1:03d}.keras")
 
 
-class BestTransformedCheckpoint(keras.callbacks.Callback):
-    """Keras's ModelCheckpoint(save_best_only=True) for a model that must be transformed
-    before saving (LoRA: merged into a plain model, which loads and exports like any)."""
+class BestCheckpoint(keras.callbacks.Callback):
+    """Keras's ModelCheckpoint(save_best_only=True), but atomic: the model is written to a
+    temporary name and renamed, so a kill mid-save leaves the previous best.keras whole
+    (Keras writes it in place: a kill left a truncated file that every later command
+    failed on). A non-finite value never counts as better.
 
-    def __init__(self, path: Path, monitor: str, transform, initial: float | None = None):
+    Place it before the backup callback: a kill during this save then leaves the epoch
+    unrecorded by the backup, so the resumed run trains it again and saves it.
+
+    Args:
+        path: best.keras.
+        monitor: the logged value to minimise (val_loss, or loss without validation).
+        transform: turns the training model into the one to save (LoRA: the merged model).
+        initial: the best value so far (a resumed run), or None.
+    """
+
+    def __init__(self, path: Path, monitor: str, transform=None, initial: float | None = None):
         super().__init__()
         self.path, self.monitor, self.transform = Path(path), monitor, transform
         self.best = float("inf") if initial is None else initial
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
-        if value is not None and float(value) < self.best:
+        if value is not None and np.isfinite(float(value)) and float(value) < self.best:
             self.best = float(value)
-            _save_atomically(self.transform(self.model), self.path)
+            _save_atomically(self.transform(self.model) if self.transform else self.model, self.path)
 
 
 def _save_atomically(model, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(f".{path.stem}.partial.keras")
     model.save(partial)
+    with open(partial, "rb") as handle:  # on disk before the rename makes it the one
+        os.fsync(handle.fileno())
     partial.replace(path)
 
 

@@ -24,7 +24,7 @@ from vidcls.data import (
 )
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
-from vidcls.fileio import atomic_write_json, csv_number
+from vidcls.fileio import atomic_write_json, atomic_writer, csv_number
 from vidcls.run_dir import RunDir
 
 logger = logging.getLogger("vidcls")
@@ -117,7 +117,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
     from vidcls.models import adapt_normalization, build_model
     from vidcls.models.summary import describe_model
     from vidcls.training.callbacks import (
-        AtomicBackupAndRestore, BestTransformedCheckpoint, EpochSync, LearningRateLogger, PeriodicCheckpoint,
+        AtomicBackupAndRestore, BestCheckpoint, EpochSync, LearningRateLogger, PeriodicCheckpoint,
         TensorBoardExtras, ThroughputLogger,
     )
     from vidcls.training.lora import apply_lora, merge_lora
@@ -171,6 +171,8 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
                 f"{summary['parameters']:,}", f"{summary['trainable_parameters']:,}", summary["flops_per_clip"] / 1e6,
                 feature_shape[0])
     monitor = "val_loss" if has_val else "loss"
+    _trim_logs(run, AtomicBackupAndRestore.resumed_epoch(run.backup_dir))
+    best_so_far = _best_so_far(run, monitor)
     callbacks = [
         EpochSync(train_source),
         LearningRateLogger(),
@@ -178,11 +180,10 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
         # --deterministic runs give identical files; seconds and samples/s go to timing.csv.
         keras.callbacks.CSVLogger(str(run.history_path), append=True),
         ThroughputLogger(min(steps_per_epoch * train_config.batch_size, train_set.num_clips), run.timing_path),
-        AtomicBackupAndRestore(run.backup_dir),
+        # Before the backup: an epoch counts as done only once its best.keras is saved.
         # After a resume, only a model better than the best so far replaces best.keras.
-        (BestTransformedCheckpoint(run.best_model_path, monitor, merge_lora, _best_so_far(run, monitor)) if lora else
-         keras.callbacks.ModelCheckpoint(str(run.best_model_path), monitor=monitor, save_best_only=True,
-                                         initial_value_threshold=_best_so_far(run, monitor))),
+        BestCheckpoint(run.best_model_path, monitor, merge_lora if lora else None, best_so_far),
+        AtomicBackupAndRestore(run.backup_dir),
         keras.callbacks.EarlyStopping(monitor=monitor, patience=train_config.early_stopping_patience, restore_best_weights=True),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.TensorBoard(str(run.tensorboard_dir), write_graph=False),
@@ -191,10 +192,10 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
     if train_config.checkpoint_every:
         callbacks.append(PeriodicCheckpoint(run.checkpoints_dir, train_config.checkpoint_every,
                                             merge_lora if lora else None))
-    _trim_logs(run, AtomicBackupAndRestore.resumed_epoch(run.backup_dir))
     started = time.perf_counter()
     model.fit(train_data, validation_data=val_data, epochs=train_config.epochs,
-                        callbacks=callbacks, shuffle=False, verbose=_verbosity(progress))
+              callbacks=callbacks, shuffle=False, verbose=_verbosity(progress))
+    _check_finished(run, monitor)
     result = _result(run, time.perf_counter() - started, summary, config.model.init_from or None)
     atomic_write_json(run.result_path, result.to_dict())
     return result
@@ -215,20 +216,56 @@ def _trim_logs(run: RunDir, resume_epoch: int) -> None:
             continue
         logger.info("%s: dropping %d row(s) of epochs from %d on, which are trained again", path.name,
                     len(rows) - len(kept), resume_epoch)
-        with path.open("w", newline="") as handle:
+        with atomic_writer(path, newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fields)
             writer.writeheader()
             writer.writerows(kept)
 
 
 def _best_so_far(run: RunDir, monitor: str) -> float | None:
-    """The best `monitor` value in history.csv (a resumed run), or None (a new one)."""
+    """The best `monitor` value in history.csv (a resumed run), or None (a new one, or
+    one whose best.keras is missing or does not load: any epoch then replaces it)."""
     if not run.history_path.is_file():
+        return None
+    problem = _unloadable(run.best_model_path)
+    if problem:
+        logger.warning("%s: %s; the next epoch's model replaces it", run.best_model_path, problem)
         return None
     with run.history_path.open() as handle:
         values = [csv_number(row.get(monitor)) for row in csv.DictReader(handle)]
     values = [value for value in values if value is not None]
     return min(values) if values else None
+
+
+def _unloadable(path: Path) -> str | None:
+    """Why the model file at `path` cannot be used, or None when it loads."""
+    from vidcls.models import load_model
+
+    if not path.is_file():
+        return "it is missing"
+    try:
+        load_model(path)
+    except VidclsError as error:
+        return str(error).split("; it is damaged")[0].replace(f"Model file {path} ", "it ")
+    return None
+
+
+def _check_finished(run: RunDir, monitor: str) -> None:
+    """Refuses to call a run done that is not: a loss that became NaN or infinite (the run
+    stopped there), or a best.keras that is missing or does not load."""
+    with run.history_path.open() as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        for key in dict.fromkeys(("loss", monitor)):
+            value = csv_number(row.get(key))
+            if row.get(key) not in (None, "NA") and (value is None or not np.isfinite(value)):
+                raise VidclsError(
+                    f"Training diverged: {key} is {row[key]} at epoch {row.get('epoch')} ({run.history_path}); the "
+                    "run is not finished. Check the features for NaN/inf or lower --learning-rate, then train "
+                    "into a new --run-dir")
+    problem = _unloadable(run.best_model_path)
+    if problem:
+        raise VidclsError(f"{run.best_model_path}: {problem}; the run is not finished (no result.json written)")
 
 
 def _optimizer(config: TrainConfig, steps_per_epoch: int):
@@ -382,6 +419,10 @@ def _check_existing_run(run: RunDir, config: ExperimentConfig) -> TrainResult | 
             "Use a new --run-dir"
         )
     if run.result_path.is_file():
+        problem = _unloadable(run.best_model_path)
+        if problem:
+            raise VidclsError(f"{run.root} claims to be finished ({run.result_path.name}) but {run.best_model_path} "
+                              f"{problem.removeprefix('it ')}; train again into a new --run-dir")
         logger.info("%s is already trained with this configuration; nothing to do", run.root)
         return TrainResult(**{**json.loads(run.result_path.read_text()), "run_dir": run.root, "already_done": True})
     return None
