@@ -31,6 +31,7 @@ def stratified_split(clip_ids: list[str], labels: list[str], val_fraction: float
             with no training clip.
     """
     _check_fractions(val_fraction, test_fraction)
+    check_unique(clip_ids)
     units = _units(clip_ids, labels, groups)  # (members, label) per unit
     by_class: dict[str, list[list[str]]] = defaultdict(list)
     for members, label in units:
@@ -60,6 +61,7 @@ def read_split_file(path: str | Path, clip_ids: list[str], videos: list[str]) ->
     video paths. Every listed entry must exist; a clip in two splits is an error; clips
     the file does not mention are left out (and reported by the caller)."""
     path = Path(path)
+    check_unique(clip_ids)
     if not path.is_file():
         raise VidclsError(f"Split file {path} does not exist")
     try:
@@ -88,6 +90,15 @@ def read_split_file(path: str | Path, clip_ids: list[str], videos: list[str]) ->
     if shared:
         raise VidclsError(f"Clip(s) {shared[:5]} appear in more than one split of {path}")
     return splits
+
+
+def check_unique(clip_ids: list[str]) -> None:
+    """Refuses a clip list that names a clip twice: splitting it could put one clip in
+    train and test at once."""
+    repeated = sorted(clip_id for clip_id, times in Counter(clip_ids).items() if times > 1)
+    if repeated:
+        raise VidclsError(f"{len(repeated)} clip id(s) appear more than once (first: {repeated[:3]}); a split of "
+                          "them could put one clip in train and test. Deduplicate the manifest or annotations")
 
 
 def _units(clip_ids, labels, groups):

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import io
 import json
+import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Iterable
 
@@ -17,8 +22,13 @@ CACHE_FILE = "cache.json"
 MANIFEST_FILE = "manifest.jsonl"
 FAILURES_FILE = "failures.jsonl"
 FEATURES_DIR = "features"
+PACKED_DIR = "packed"
+CHECKSUM_KEY = "fingerprint_sha256"
 # cache.json keys that describe a cache without changing its features.
-NOT_FINGERPRINT = frozenset({"vidcls_version", "weights_source"})
+NOT_FINGERPRINT = frozenset({"vidcls_version", "weights_source", CHECKSUM_KEY})
+REQUIRED_KEYS = ("backbone", "num_frames", "feature_dim")
+
+logger = logging.getLogger("vidcls")
 
 
 class FeatureCache:
@@ -40,8 +50,10 @@ class FeatureCache:
                 f"{self.root} is not a feature cache: {info_path} is missing "
                 "(create one with `vidcls extract --data-dir DIR --cache-dir DIR`)"
             )
-        self.info: dict = json.loads(info_path.read_text())
-        self.entries: list[dict] = _read_jsonl(self.root / MANIFEST_FILE)
+        self.info: dict = _read_info(info_path)
+        self.entries: list[dict] = _unique_entries(_read_jsonl(self.root / MANIFEST_FILE), self.root / MANIFEST_FILE)
+        self._manifest_read_to = 0  # bytes of the manifest this process has seen (see write_clip)
+        self._clip_ids = {entry["clip_id"] for entry in self.entries}
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -61,7 +73,7 @@ class FeatureCache:
         if overwrite and info_path.is_file():
             _delete_cache_files(root)
         if info_path.is_file():
-            existing = json.loads(info_path.read_text())
+            existing = _read_info(info_path)
             differences = {
                 key: (existing.get(key), value)
                 for key, value in info.items()
@@ -78,29 +90,67 @@ class FeatureCache:
                 )
         else:
             (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
-            atomic_write_json(info_path, info)
+            atomic_write_json(info_path, {**info, CHECKSUM_KEY: fingerprint_digest(info)})
         (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
         remove_dead_temp_files(root / FEATURES_DIR)
         with locked(root / MANIFEST_FILE):
             _drop_partial_last_line(root / MANIFEST_FILE)
         return cls(root)
 
-    def write_clip(self, entry: dict, features: np.ndarray) -> None:
-        """Stores one clip's float16 `[T, D]` features, then records it in the manifest."""
+    def has_clip(self, clip_id: str) -> bool:
+        """Whether `clip_id` is recorded, by this process or by another writing the same
+        cache (a shard, or a second `extract` into it)."""
+        with locked(self.root / MANIFEST_FILE):
+            self._catch_up()
+        return clip_id in self._clip_ids
+
+    def write_clip(self, entry: dict, features: np.ndarray) -> bool:
+        """Stores one clip's float16 `[T, D]` features, then records it in the manifest.
+
+        Returns False, writing no manifest line, when another process recorded the clip
+        first (two writers on one cache): a clip is listed once, whatever runs at once.
+        """
         expected = self.feature_shape
         if features.shape != expected:
             raise ValueError(f"Expected features of shape {list(expected)}; received {list(features.shape)} for clip {entry['clip_id']}")
+        if self.has_clip(entry["clip_id"]):
+            return False
         relative = f"{FEATURES_DIR}/{entry['clip_id']}.npy"
         buffer = io.BytesIO()
         np.save(buffer, features.astype(np.float16), allow_pickle=False)
         atomic_write_bytes(self.root / relative, buffer.getvalue())
         record = {**entry, "feature_path": relative, "feature_shape": list(expected)}
         manifest_path = self.root / MANIFEST_FILE
-        with locked(manifest_path), manifest_path.open("a") as manifest:
-            manifest.write(json.dumps(record) + "\n")
-            manifest.flush()
-            os.fsync(manifest.fileno())
+        with locked(manifest_path):
+            self._catch_up()
+            if entry["clip_id"] in self._clip_ids:
+                return False  # recorded by the other writer while this one embedded it
+            with manifest_path.open("a") as manifest:
+                manifest.write(json.dumps(record) + "\n")
+                manifest.flush()
+                os.fsync(manifest.fileno())
+                self._manifest_read_to = manifest.tell()
         self.entries.append(record)
+        self._clip_ids.add(entry["clip_id"])
+        return True
+
+    def _catch_up(self) -> None:
+        """Reads the manifest lines appended since this process last looked (call under
+        the manifest lock)."""
+        path = self.root / MANIFEST_FILE
+        if not path.is_file():
+            return
+        with path.open("rb") as handle:
+            handle.seek(self._manifest_read_to)
+            data = handle.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        for line in complete.decode().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if record["clip_id"] not in self._clip_ids:
+                    self._clip_ids.add(record["clip_id"])
+                    self.entries.append(record)
+        self._manifest_read_to += len(complete)
 
     def record_failures(self, failures: Iterable[dict], retried: set[str]) -> None:
         """Replaces the failures of the videos this run tried (`retried`) with `failures`,
@@ -111,9 +161,20 @@ class FeatureCache:
             lines = "".join(json.dumps(failure) + "\n" for failure in [*kept, *failures])
             atomic_write_bytes(path, lines.encode())
 
+    def feature_file(self, entry: dict) -> Path:
+        """The `.npy` file of a manifest entry, which must lie inside the cache's features/."""
+        relative = str(entry.get("feature_path", ""))
+        path = self.root / relative
+        inside = (self.root / FEATURES_DIR).resolve()
+        if not relative or Path(relative).is_absolute() or inside not in path.resolve().parents:
+            raise VidclsError(
+                f"Clip {entry.get('clip_id')!r} in {self.root / MANIFEST_FILE} has feature_path {relative!r}; expected "
+                f"a file inside {self.root / FEATURES_DIR} (a path leading elsewhere is not followed)")
+        return path
+
     def load_features(self, entry: dict) -> np.ndarray:
-        """Loads one clip's features, checking the shape against `cache.json`."""
-        path = self.root / entry["feature_path"]
+        """Loads one clip's features, checking shape, dtype and finiteness against `cache.json`."""
+        path = self.feature_file(entry)
         if not path.is_file():
             raise VidclsError(f"Feature file {path} listed in {self.root / MANIFEST_FILE} is missing; re-run vidcls extract")
         try:
@@ -125,6 +186,14 @@ class FeatureCache:
                 f"Expected features of shape {list(self.feature_shape)} for backbone "
                 f"{self.info['backbone']}; received {list(features.shape)} in {path}"
             )
+        expected_dtype = np.dtype(self.info.get("dtype", "float16"))
+        if features.dtype != expected_dtype:
+            raise VidclsError(f"Expected {expected_dtype} features (cache.json's dtype) in {path}; received "
+                              f"{features.dtype}. Delete the file and re-run vidcls extract")
+        finite = np.isfinite(features)
+        if not finite.all():
+            raise VidclsError(f"Feature file {path} holds {int(finite.size - finite.sum())} NaN/inf value(s); "
+                              "a model cannot train on them. Delete the file and re-run vidcls extract")
         return features
 
     def load_all(self, entries: list[dict]) -> np.ndarray:
@@ -133,6 +202,88 @@ class FeatureCache:
         for row, entry in enumerate(entries):
             stacked[row] = self.load_features(entry)
         return stacked
+
+
+@contextlib.contextmanager
+def writer_lock(cache_dir: str | Path, shard_index: int = 0, shard_count: int = 1):
+    """Held by `vidcls extract` while it writes `cache_dir`: one unsharded writer at a
+    time, or any number of shards, each shard once. A second writer is refused at once
+    rather than embedding every clip again (two unsharded writers listed each clip twice).
+
+    Raises:
+        VidclsError: another process holds a conflicting lock.
+    """
+    root = Path(cache_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    sharded = shard_count > 1
+    handles = []
+    try:
+        for name, mode in [(".writers.lock", fcntl.LOCK_SH if sharded else fcntl.LOCK_EX),
+                           *([(f".shard-{shard_index}-of-{shard_count}.lock", fcntl.LOCK_EX)] if sharded else [])]:
+            handle = open(root / name, "a")
+            handles.append(handle)
+            try:
+                fcntl.flock(handle.fileno(), mode | fcntl.LOCK_NB)
+            except BlockingIOError:
+                what = f"shard {shard_index}/{shard_count} of" if sharded and name.startswith(".shard") else ""
+                raise VidclsError(
+                    f"Another vidcls extract is writing {what or 'to'} the cache {root}. Wait for it to finish; to "
+                    "extract in parallel, give each process its own --shard i/n") from None
+        yield
+    finally:
+        for handle in handles:
+            handle.close()  # releases its lock
+
+
+def fingerprint_digest(info: dict) -> str:
+    """SHA-256 of the keys of `info` that fix what the features are."""
+    kept = {key: value for key, value in info.items() if key not in NOT_FINGERPRINT}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _read_info(path: Path) -> dict:
+    """cache.json, checked: JSON, an object with the required keys, and the settings it
+    was written with (a hand edit, e.g. of the backbone, would describe other features
+    than the files hold)."""
+    try:
+        info = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise VidclsError(f"{path} is not valid JSON ({error}); it is damaged: re-run vidcls extract --overwrite") from None
+    if not isinstance(info, dict) or any(key not in info for key in REQUIRED_KEYS):
+        raise VidclsError(f"Expected {path} to hold an object with keys {list(REQUIRED_KEYS)}; received "
+                          f"{sorted(info) if isinstance(info, dict) else type(info).__name__}")
+    stored = info.get(CHECKSUM_KEY)
+    if stored is not None and stored != fingerprint_digest(info):
+        raise VidclsError(
+            f"{path} was edited after extraction: its settings (backbone {info.get('backbone')!r}, ...) no longer "
+            f"match the checksum {CHECKSUM_KEY} written with the features, so they may describe other features "
+            "than the files hold. Restore it, or re-extract with vidcls extract --overwrite")
+    return info
+
+
+def _unique_entries(entries: list[dict], path: Path) -> list[dict]:
+    """The manifest with each clip once. Two writers on one cache (before vidcls refused
+    that) listed clips twice, which put them in train and test at once; the copies of a
+    clip are the same clip and are merged with a warning. Copies that disagree (one id for
+    two videos) cannot be merged and are refused."""
+    unique: dict[str, dict] = {}
+    duplicates = 0
+    for entry in entries:
+        clip_id = entry.get("clip_id")
+        if clip_id not in unique:
+            unique[clip_id] = entry
+            continue
+        duplicates += 1
+        first = unique[clip_id]
+        if (first.get("video"), first.get("label")) != (entry.get("video"), entry.get("label")):
+            raise VidclsError(
+                f"Clip id {clip_id!r} appears twice in {path} for different clips ({first.get('video')} labelled "
+                f"{first.get('label')!r}; {entry.get('video')} labelled {entry.get('label')!r}): one feature file "
+                "overwrote the other. Re-extract into a new --cache-dir")
+    if duplicates:
+        logger.warning("%s lists %d clip(s) more than once (two extract processes wrote it); each is used once",
+                       path, duplicates)
+    return list(unique.values())
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -155,6 +306,7 @@ def _read_jsonl(path: Path) -> list[dict]:
 def _delete_cache_files(root: Path) -> None:
     for name in (CACHE_FILE, MANIFEST_FILE, FAILURES_FILE):
         (root / name).unlink(missing_ok=True)
+    shutil.rmtree(root / PACKED_DIR, ignore_errors=True)  # the old features, packed
     features = root / FEATURES_DIR
     if features.is_dir():
         for path in features.iterdir():

@@ -16,7 +16,7 @@ from vidcls.config import FeatureConfig
 from vidcls.data import VideoItem, discover_videos, read_annotations
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
-from vidcls.features.cache import FeatureCache
+from vidcls.features.cache import FeatureCache, writer_lock
 from vidcls.features.encoder import ClipEncoder, check_streams
 from vidcls.progress import progress_bar
 from vidcls.features.video import ClipRange, SampledClip, VideoReadError, read_clips
@@ -83,6 +83,11 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size,
                             config.grid)
     encoder = ClipEncoder(backbone, config.streams, config.difference_gap, config.difference_gain)
+    with writer_lock(config.cache_dir, shard_index, shard_count):
+        return _extract(config, items, encoder, progress)
+
+
+def _extract(config: FeatureConfig, items: list[VideoItem], encoder: ClipEncoder, progress: bool) -> ExtractSummary:
     cache = FeatureCache.create(config.cache_dir, overwrite=config.overwrite, info={
         **encoder.fingerprint(),
         "weights_source": config.weights,

@@ -4,21 +4,25 @@ Per-clip files cost one open/read/close each, per step, at scale; one packed fil
 positioned read per row into the batch buffer. Reads go through the page cache rather
 than a memory map because mapped pages count towards the process's resident memory
 (6 GB read through a map is 6 GB of RSS), while page-cache pages are the kernel's to
-reclaim. The pack is built once per cache and rebuilt when the manifest changes.
+reclaim. The pack is built once per cache and rebuilt when the cache's settings, its
+manifest or any feature file (size, modification time) changes.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 
+from vidcls.errors import VidclsError
+from vidcls.features.cache import PACKED_DIR, fingerprint_digest
 from vidcls.fileio import atomic_write_json, locked, temp_name
 
-PACKED_DIR = "packed"
 PACKED_FILE = "features.npy"
 PACKED_INDEX = "index.json"
 
@@ -79,31 +83,58 @@ def pack_cache(cache, progress: bool = False) -> tuple[Path, dict[str, int]]:
     directory = cache.root / PACKED_DIR
     directory.mkdir(exist_ok=True)
     path, index_path = directory / PACKED_FILE, directory / PACKED_INDEX
-    digest = _manifest_digest(cache.entries)
+    digest = _cache_digest(cache)
     with locked(path):
         if index_path.is_file() and path.is_file():
             index = json.loads(index_path.read_text())
             if index.get("digest") == digest:
                 return path, {clip_id: row for row, clip_id in enumerate(index["clip_ids"])}
+        path.unlink(missing_ok=True)  # stale: its space is needed for the new one
+        index_path.unlink(missing_ok=True)
         num_frames, feature_dim = cache.feature_shape
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float16)), "fortran_order": False,
                   "shape": (len(cache.entries), num_frames, feature_dim)}
+        needed = len(cache.entries) * num_frames * feature_dim * 2 + 4096
+        free = shutil.disk_usage(directory).free
+        if needed > free:
+            raise VidclsError(f"Packing {cache.root} for streaming needs {needed / 1e9:.2f} GB in {directory}; only "
+                              f"{free / 1e9:.2f} GB is free. Free space there, or raise data.memory_budget_gb to "
+                              "hold the features in RAM")
         temporary = temp_name(path)
-        with temporary.open("wb") as handle, progress_bar(len(cache.entries), "pack", "clip", enabled=progress) as bar:
-            np.lib.format.write_array_header_1_0(handle, header)
-            for entry in cache.entries:
-                handle.write(np.ascontiguousarray(cache.load_features(entry), dtype=np.float16).tobytes())
-                bar.update()
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
+        try:
+            with temporary.open("wb") as handle, progress_bar(len(cache.entries), "pack", "clip", enabled=progress) as bar:
+                np.lib.format.write_array_header_1_0(handle, header)
+                for entry in cache.entries:
+                    handle.write(np.ascontiguousarray(cache.load_features(entry), dtype=np.float16).tobytes())
+                    bar.update()
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, path)
+        except OSError as error:
+            if error.errno != errno.ENOSPC:
+                raise
+            raise VidclsError(f"The disk holding {directory} filled up while packing {cache.root} (needs "
+                              f"{needed / 1e9:.2f} GB); the partial file was removed. Free space there, or raise "
+                              "data.memory_budget_gb to hold the features in RAM") from None
+        finally:
+            temporary.unlink(missing_ok=True)
         clip_ids = [entry["clip_id"] for entry in cache.entries]
         atomic_write_json(index_path, {"digest": digest, "clip_ids": clip_ids})
     return path, {clip_id: row for row, clip_id in enumerate(clip_ids)}
 
 
-def _manifest_digest(entries: list[dict]) -> str:
-    digest = hashlib.sha256()
-    for entry in entries:
-        digest.update(f"{entry['clip_id']}\0{entry['feature_path']}\0{entry['feature_shape']}\n".encode())
+def _cache_digest(cache) -> str:
+    """What the packed file must match: the cache's settings, and each clip's id and
+    feature file (path, shape, size, modification time). `extract --overwrite` or a
+    re-written file changes it, so the pack never serves features the cache no longer has."""
+    digest = hashlib.sha256(fingerprint_digest(cache.info).encode())
+    for entry in cache.entries:
+        path = cache.feature_file(entry)
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            raise VidclsError(f"Feature file {path} listed in {cache.root}/manifest.jsonl is missing; "
+                              "re-run vidcls extract") from None
+        digest.update(f"{entry['clip_id']}\0{entry['feature_path']}\0{entry['feature_shape']}\0"
+                      f"{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
