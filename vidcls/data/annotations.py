@@ -10,6 +10,7 @@ Columns (header required, order free):
 from __future__ import annotations
 
 import csv
+import math
 import re
 from pathlib import Path
 
@@ -33,11 +34,17 @@ def read_annotations(csv_path: str | Path, data_dir: str | Path | None = None) -
     if not path.is_file():
         raise VidclsError(f"Annotations file {path} does not exist")
     root = Path(data_dir) if data_dir else path.parent
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = [name.strip() for name in reader.fieldnames or []]
-        _check_columns(path, columns)
-        rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
+    try:
+        # utf-8-sig: a spreadsheet's byte-order mark is not part of the first column's name.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            columns = [name.strip() for name in reader.fieldnames or []]
+            _check_columns(path, columns)
+            rows = [{key.strip(): (value or "").strip() for key, value in row.items() if key} for row in reader]
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise VidclsError(f"Annotations file {path} is not UTF-8 text: byte 0x{error.object[error.start]:02x} on line "
+                          f"{line} cannot be decoded; save it as UTF-8 (CSV UTF-8 in spreadsheet programs)") from None
     if not rows:
         raise VidclsError(f"Annotations file {path} has a header but no rows")
     items = [_item(path, number, row, root) for number, row in enumerate(rows, start=2)]
@@ -94,9 +101,12 @@ def _number(path: Path, number: int, row: dict, column: str, kind):
     if not text:
         return None
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise VidclsError(f"Row {number} of {path}: expected {kind.__name__} in column '{column}'; received {text!r}") from None
+    if not math.isfinite(value):
+        raise VidclsError(f"Row {number} of {path}: expected a finite number in column '{column}'; received {text!r}")
+    return value
 
 
 def _derived_id(video: str, number: int, start_sec, start_frame) -> str:

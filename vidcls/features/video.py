@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,18 +145,42 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
     plans = [_plan(clip_range, total, fps, num_frames, difference_gap) for clip_range in ranges]
     wanted = set().union(*(set(plan[2].tolist()) | set(plan[3].tolist())
                            for plan in plans if not isinstance(plan, VideoReadError)))
-    decoded = _decode(path, wanted, image_size)
+    decoded, last_decoded = _decode(path, wanted, image_size)
     if not decoded and wanted:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
-    return [_assemble(plan, decoded) for plan in plans]
+    return [_assemble(plan, decoded, last_decoded) for plan in plans]
+
+
+def check_readable(path: Path) -> None:
+    """Raises VideoReadError saying why `path` cannot be a readable video file: missing,
+    a broken or looping link, a directory, not a regular file, empty, or not readable."""
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise VideoReadError(f"broken symbolic link: {path} -> {os.readlink(path)}" if path.is_symlink()
+                             else f"file does not exist: {path}") from None
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise VideoReadError(f"symbolic link loop: {path} resolves to itself") from None
+        raise VideoReadError(f"cannot be read: {error.strerror}") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise VideoReadError("is a directory, not a video file")
+    if not stat.S_ISREG(info.st_mode):
+        raise VideoReadError("is not a regular file (a device, pipe or socket)")
+    if info.st_size == 0:
+        raise VideoReadError("file is empty (0 bytes)")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except PermissionError:
+        raise VideoReadError("permission denied: this user may not read the file") from None
+    except OSError as error:
+        raise VideoReadError(f"cannot be read: {error.strerror}") from None
 
 
 def _container_fps(path: Path) -> float:
     """The frame rate the container reports (0 when none) of an existing, non-empty file."""
-    if not path.is_file():
-        raise VideoReadError(f"file does not exist: {path}")
-    if path.stat().st_size == 0:
-        raise VideoReadError("file is empty (0 bytes)")
+    check_readable(path)
     capture = _open(path)
     fps = capture.get(cv2.CAP_PROP_FPS)
     capture.release()
@@ -178,36 +205,39 @@ def _plan(clip_range: ClipRange, total: int | None, fps: float, num_frames: int,
     return start, end, indices, partners
 
 
-def _decode(path: Path, wanted: set[int], image_size: int) -> dict[int, np.ndarray]:
+def _decode(path: Path, wanted: set[int], image_size: int) -> tuple[dict[int, np.ndarray], int | None]:
     """Decodes sequentially (seeking is frame-inaccurate for many codecs) up to the last
-    wanted index, or until the stream ends."""
+    wanted index, or until the stream ends. Returns the wanted frames and the index of the
+    last frame the stream delivered (None: not one)."""
     decoded: dict[int, np.ndarray] = {}
+    last = None
     if not wanted:
-        return decoded
+        return decoded, last
     capture = _open(path)
     try:
         for index in range(max(wanted) + 1):
             if not capture.grab():
                 break
+            last = index
             if index in wanted:
                 ok, frame = capture.retrieve()
                 if ok:
                     decoded[index] = _to_model_frame(frame, image_size)
     finally:
         capture.release()
-    return decoded
+    return decoded, last
 
 
-def _assemble(plan, decoded: dict[int, np.ndarray]) -> SampledClip | VideoReadError:
+def _assemble(plan, decoded: dict[int, np.ndarray], last_decoded: int | None) -> SampledClip | VideoReadError:
     if isinstance(plan, VideoReadError):
         return plan
     start, end, indices, partners = plan
     missing = sorted((set(indices.tolist()) | set(partners.tolist())) - decoded.keys())
     if missing:
-        last = max(decoded) if decoded else None
+        ended = last_decoded is not None and missing[-1] > last_decoded
         return VideoReadError(
-            f"frames {missing[:5]} of this clip could not be decoded (last decodable frame: {last}); "
-            "the segment runs past the end of the video, or the stream is damaged"
+            f"frames {missing[:5]} of this clip could not be decoded (last decodable frame: {last_decoded}); "
+            + ("the segment runs past the end of the video" if ended else "the stream is damaged there")
         )
     return SampledClip(frames=np.stack([decoded[index] for index in indices.tolist()]),
                        frame_range=(int(start), int(end)), valid_frames=len(set(indices.tolist())),
