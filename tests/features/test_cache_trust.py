@@ -233,3 +233,24 @@ def test_annotations_utf8_bom_non_utf8_and_infinite_times(tmp_path):
     csv_path.write_text("path,label,start_sec,end_sec\nclip.mp4,fight,0,inf\n")
     with pytest.raises(VidclsError, match=r"Row 2 of .*clips.csv: expected a finite number in column 'end_sec'; received 'inf'"):
         read_annotations(csv_path)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 1.3 MB tmpfs: room for the tiny cache (0.8 MB), not for its packed copy."""
+    mount_point = tmp_path / "disk"
+    mount_point.mkdir()
+    completed = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1300k", "tmpfs", str(mount_point)],
+                               capture_output=True, text=True)
+    if completed.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({completed.stderr.strip()}); needs root")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_packing_on_a_full_disk_says_how_much_space_it_needs(cache_dir, small_disk):
+    copy = small_disk / "cache"
+    shutil.copytree(cache_dir, copy)
+    with pytest.raises(VidclsError, match=r"Packing .* needs 0.8 MB in .*packed; only 0.[0-9] MB is free. Free space"):
+        pack_cache(FeatureCache(copy))
+    assert [path.name for path in (copy / "packed").iterdir()] in ([], ["features.npy.lock"])

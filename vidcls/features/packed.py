@@ -97,8 +97,8 @@ def pack_cache(cache, progress: bool = False) -> tuple[Path, dict[str, int]]:
         needed = len(cache.entries) * num_frames * feature_dim * 2 + 4096
         free = shutil.disk_usage(directory).free
         if needed > free:
-            raise VidclsError(f"Packing {cache.root} for streaming needs {needed / 1e9:.2f} GB in {directory}; only "
-                              f"{free / 1e9:.2f} GB is free. Free space there, or raise data.memory_budget_gb to "
+            raise VidclsError(f"Packing {cache.root} for streaming needs {_size(needed)} in {directory}; only "
+                              f"{_size(free)} is free. Free space there, or raise data.memory_budget_gb to "
                               "hold the features in RAM")
         temporary = temp_name(path)
         try:
@@ -114,7 +114,7 @@ def pack_cache(cache, progress: bool = False) -> tuple[Path, dict[str, int]]:
             if error.errno != errno.ENOSPC:
                 raise
             raise VidclsError(f"The disk holding {directory} filled up while packing {cache.root} (needs "
-                              f"{needed / 1e9:.2f} GB); the partial file was removed. Free space there, or raise "
+                              f"{_size(needed)}); the partial file was removed. Free space there, or raise "
                               "data.memory_budget_gb to hold the features in RAM") from None
         finally:
             temporary.unlink(missing_ok=True)
@@ -138,3 +138,7 @@ def _cache_digest(cache) -> str:
         digest.update(f"{entry['clip_id']}\0{entry['feature_path']}\0{entry['feature_shape']}\0"
                       f"{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
     return digest.hexdigest()
+
+
+def _size(num_bytes: float) -> str:
+    return f"{num_bytes / 1e9:.2f} GB" if num_bytes >= 1e9 else f"{num_bytes / 1e6:.1f} MB"
