@@ -5,10 +5,16 @@
    Target: pipeline / step >= 10 (the input side is never the bottleneck).
 2. Memory: a real one-epoch `vidcls train` over a cache at least twice the memory budget,
    in a fresh process, reporting its peak RSS. Target: peak RSS < budget + 1 GB.
+3. Container (`--cgroup-gb G`, needs root): the same one-epoch training, default flags,
+   inside a real memory cgroup of G GB, twice: budgeted as before this fix (half of
+   /proc/meminfo, which ignores the cgroup) and by today's default (the cgroup's
+   headroom). Reports each exit code (137: OOM-killed), whether it streamed, and the
+   cgroup's peak. Target: the default completes; a cache larger than G shows the gap.
 
 Prints one JSON line.
 
     python benchmarks/pipeline_bench.py [--cache-gb 4.5] [--budget-gb 2] [--skip-memory]
+    python benchmarks/pipeline_bench.py --cgroup-gb 3 --cache-gb 4.6 --skip-memory
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import json
 import os
 import platform
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -122,11 +129,47 @@ def memory(work: Path, cache_gb: float, budget_gb: float, feature_dim: int, batc
     }
 
 
+def container(work: Path, cache_gb: float, cgroup_gb: float, feature_dim: int, batch_size: int) -> dict:
+    """One epoch in a memory cgroup of `cgroup_gb`: the meminfo budget vs the default."""
+    from vidcls.memory import _meminfo_available, cgroup_peak_bytes, memory_cgroup
+
+    clip_bytes = NUM_FRAMES * feature_dim * 2
+    num_clips = int(cache_gb * 1e9 / clip_bytes)
+    cache_dir = work / "container"
+    build_cache(cache_dir, num_clips, feature_dim)
+    rows = {}
+    meminfo_budget_gb = _meminfo_available() / 2 / 1e9
+    for name, budget_gb in (("meminfo_budget_before", meminfo_budget_gb), ("default_cgroup_aware", 0.0)):
+        shutil.rmtree(cache_dir / "packed", ignore_errors=True)
+        directory, enter = memory_cgroup(int(cgroup_gb * 1e9), f"vidcls_bench_{os.getpid()}_{name}")
+        started = time.perf_counter()
+        try:
+            child = subprocess.run([sys.executable, __file__, "--child-train", str(cache_dir), str(work / f"run_{name}"),
+                                    str(budget_gb), str(batch_size)], capture_output=True, text=True, preexec_fn=enter)
+            peak = cgroup_peak_bytes(directory)
+        finally:
+            directory.rmdir()
+        budget_lines = [line for line in child.stderr.splitlines() if "memory budget" in line]
+        rows[name] = {"exit_code": child.returncode if child.returncode >= 0 else 128 - child.returncode,
+                      "oom_killed": child.returncode in (-9, 137), "seconds": round(time.perf_counter() - started, 1),
+                      "cgroup_peak_gb": round(peak / 1e9, 3) if peak else None,
+                      "budget_gb": round(budget_gb, 2) if budget_gb else None,
+                      "log": budget_lines[0].split("vidcls: ", 1)[-1] if budget_lines else None,
+                      **(json.loads(child.stdout.strip().splitlines()[-1]) if child.returncode == 0 else {})}
+    return {"cache_gb": round(num_clips * clip_bytes / 1e9, 2), "cgroup_gb": cgroup_gb, **rows}
+
+
 def child_train(cache_dir: str, run_dir: str, budget_gb: str, batch_size: str) -> None:
     """One epoch of the real training command, in this fresh process."""
+    import logging
+
     from vidcls.config import ExperimentConfig
     from vidcls.training import train
 
+    handler = logging.StreamHandler()  # the budget the run chose, on stderr as the CLI says it
+    handler.setFormatter(logging.Formatter("vidcls: %(message)s"))
+    logging.getLogger("vidcls").addHandler(handler)
+    logging.getLogger("vidcls").setLevel(logging.INFO)
     config = ExperimentConfig().replace({
         "data.cache_dir": cache_dir, "data.memory_budget_gb": float(budget_gb), "train.epochs": 1,
         "train.batch_size": int(batch_size), "train.warmup_epochs": 0})
@@ -149,6 +192,7 @@ def main() -> None:
     parser.add_argument("--feature-dim", type=int, default=2048)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--cgroup-gb", type=float, help="also train inside a real memory cgroup this large (root)")
     parser.add_argument("--work-dir", help="where to build the caches (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -158,6 +202,8 @@ def main() -> None:
         report = {"benchmark": "pipeline", "throughput": throughput(Path(work), args.batch_size, args.feature_dim)}
         if not args.skip_memory:
             report["memory"] = memory(Path(work), args.cache_gb, args.budget_gb, args.feature_dim, args.batch_size)
+        if args.cgroup_gb:
+            report["container"] = container(Path(work), args.cache_gb, args.cgroup_gb, args.feature_dim, args.batch_size)
     report["machine"] = {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                          "tensorflow": tf.__version__, "gpus": len(tf.config.list_physical_devices("GPU"))}
     print(json.dumps(report))

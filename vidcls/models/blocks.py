@@ -8,6 +8,7 @@ import keras
 NORMALIZATION_LAYER = "feature_normalization"
 # Feature dimensions whose training variance is below this share of the median are constant.
 VARIANCE_FLOOR = 1e-6
+ADAPT_CHUNK_BYTES = 64 * 2**20
 FUSIONS = ("early", "late")
 INPUT_TRANSFORMS = ("none", "differences", "features_and_differences", "centred")
 
@@ -218,6 +219,8 @@ def adapt_normalization(model, features, batch_size: int = 256) -> None:
     import tensorflow as tf
 
     num_frames, feature_dim = features.shape[1:]
+    # Chunks of at most ~64 MB in float32, whatever the feature size.
+    batch_size = max(1, min(batch_size, ADAPT_CHUNK_BYTES // (num_frames * feature_dim * 4)))
 
     def chunks():
         for start in range(0, len(features), batch_size):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -358,25 +357,22 @@ def _initialise_from(model, source_dir: str) -> None:
 
 
 def _fits_in_memory(config: ExperimentConfig, cache: FeatureCache, num_clips: int) -> bool:
-    """Whether the train and val features fit `data.memory_budget_gb` (0: half the free RAM)."""
+    """Whether the train and val features fit `data.memory_budget_gb` (0: half of what
+    this process may still use, the container's memory limit included)."""
+    from vidcls.memory import available_memory
+
     needed = num_clips * int(np.prod(cache.feature_shape)) * 2  # float16
-    budget = config.data.memory_budget_gb * 1e9 or _available_memory_bytes() / 2
+    if config.data.memory_budget_gb:
+        budget, source = config.data.memory_budget_gb * 1e9, "data.memory_budget_gb"
+    else:
+        available = available_memory()
+        budget, source = available.bytes / 2, f"half of {available.describe()}"
+    logger.info("memory budget for features: %.2f GB (%s); they need %.2f GB", budget / 1e9, source, needed / 1e9)
     if needed <= budget:
         return True
     logger.info("features need %.2f GB, over the %.2f GB memory budget: streaming them from %s/packed",
                 needed / 1e9, budget / 1e9, cache.root)
     return False
-
-
-def _available_memory_bytes() -> float:
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES"))
 
 
 def _load_or_make_splits(run: RunDir, cache: FeatureCache, config: ExperimentConfig) -> dict:
