@@ -361,6 +361,8 @@ def _add_predict(commands) -> None:
     command.add_argument("--window", type=float, metavar="SECONDS",
                          help="score long videos in windows of this many seconds (T frames each) and merge events")
     command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between window starts (default: the window)")
+    command.add_argument("--max-windows", type=int, default=200, metavar="N",
+                         help="refuse a window and stride that make more windows than this per video (default 200)")
     command.set_defaults(handler=_predict)
 
 
@@ -375,7 +377,7 @@ def _predict(args) -> int:
     for video in args.videos:
         try:
             if args.window:
-                result = predictor.predict_windows(video, args.window, args.stride or args.window)
+                result = predictor.predict_windows(video, args.window, args.stride or args.window, args.max_windows)
             else:
                 result = predictor.predict(video)
         except VideoReadError as error:
@@ -456,15 +458,29 @@ def _add_serve(commands) -> None:
     command.add_argument("--run-dir", required=True)
     command.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     command.add_argument("--port", type=int, default=8000)
-    command.add_argument("--max-upload-mb", type=float, default=200.0, help="larger uploads are answered with 413")
+    command.add_argument("--max-upload-mb", type=float, default=200.0,
+                         help="larger uploads are answered with 413, as soon as they pass the limit (default 200)")
+    command.add_argument("--max-windows", type=int, default=200, metavar="N",
+                         help="?window=&stride= making more windows than this per video get 422 (default 200)")
+    command.add_argument("--idle-timeout", type=float, default=15.0, metavar="SECONDS",
+                         help="an upload that sends nothing for this long gets 408 (default 15)")
+    command.add_argument("--upload-timeout", type=float, default=300.0, metavar="SECONDS",
+                         help="an upload that takes longer than this in all gets 408 (default 300)")
+    command.add_argument("--max-concurrent", type=int, default=8, metavar="N",
+                         help="uploads handled at once; more get 503 with Retry-After (default 8)")
     command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
     command.set_defaults(handler=_serve)
 
 
 def _serve(args) -> int:
-    from vidcls.serving.server import serve
+    from vidcls.serving.server import Limits, serve
 
-    serve(args.run_dir, host=args.host, port=args.port, max_upload_mb=args.max_upload_mb, weights=args.weights)
+    for name in ("max_upload_mb", "max_windows", "idle_timeout", "upload_timeout", "max_concurrent"):
+        if not getattr(args, name) > 0:
+            raise VidclsError(f"Expected --{name.replace('_', '-')} > 0; received {getattr(args, name)}")
+    limits = Limits(max_upload_mb=args.max_upload_mb, max_windows=args.max_windows, idle_timeout=args.idle_timeout,
+                    upload_timeout=args.upload_timeout, max_concurrent=args.max_concurrent)
+    serve(args.run_dir, host=args.host, port=args.port, weights=args.weights, limits=limits)
     return 0
 
 

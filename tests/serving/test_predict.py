@@ -89,8 +89,13 @@ def test_sliding_windows_cover_a_long_video_and_merge_into_events(predictor, tmp
     assert printed[0]["window_sec"] == 2 and printed[0]["stride_sec"] == 2
     short = predictor.predict_windows(video, window_sec=60, stride_sec=10)  # longer than the video: one window
     assert len(short["windows"]) == 1 and short["windows"][0]["end_sec"] == pytest.approx(5.0, abs=0.05)
-    with pytest.raises(VidclsError, match="Expected --window and --stride > 0 seconds"):
+    with pytest.raises(VidclsError, match="Expected --window to be a positive finite number of seconds; received 0"):
         predictor.predict_windows(video, window_sec=0, stride_sec=1)
+    with pytest.raises(VidclsError, match="Expected --window to be a positive finite number of seconds; received inf"):
+        predictor.predict_windows(video, window_sec=float("inf"), stride_sec=1)
+    # A 5-s video in 0.5-s windows every 1e-9 s: one window per frame, over the bound.
+    with pytest.raises(VidclsError, match=r"makes \d+ windows of this 5.0-s video; at most 20 are allowed: use a stride of at least"):
+        predictor.predict_windows(video, window_sec=0.5, stride_sec=1e-9, max_windows=20)
 
 
 def test_sliding_windows_on_a_real_recording(predictor, real_videos):

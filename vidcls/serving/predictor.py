@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,11 @@ from vidcls.errors import VidclsError
 from vidcls.features import VideoReadError, encoder_from_fingerprint, read_sampled_frames, sampled_frame_mask
 from vidcls.features.video import ClipRange, read_clips, video_timing
 from vidcls.run_dir import RunDir
+
+# Windows per video at most (`predict --window`, `serve ?window=`): each is T frames
+# through the backbone; a tiny stride on a long video would otherwise hold the model for
+# minutes (measured: 586 windows, 61 s, every other client stalled).
+MAX_WINDOWS = 200
 
 
 class Predictor:
@@ -67,7 +73,8 @@ class Predictor:
         probabilities = self._probabilities(features[None], mask[None])
         return self._result({target: values[0] for target, values in probabilities.items()})
 
-    def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float) -> dict:
+    def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float,
+                        max_windows: int = MAX_WINDOWS) -> dict:
         """Scores a long video in windows of `window_sec` seconds every `stride_sec`
         seconds (T frames sampled per window: one pass counts the frames, one decodes the
         windows' frames, however many windows overlap), and merges
@@ -79,31 +86,52 @@ class Predictor:
         probabilities. A video shorter than one window is one window.
 
         Raises:
-            VidclsError: a window or stride that is not positive.
+            VidclsError: a window or stride that is not a positive finite number, or more
+                than `max_windows` windows.
             VideoReadError: the video cannot be decoded.
         """
-        if window_sec <= 0 or stride_sec <= 0:
-            raise VidclsError(f"Expected --window and --stride > 0 seconds; received {window_sec} and {stride_sec}")
+        return self.classify_windows(self.read_windows(video, window_sec, stride_sec, max_windows))
+
+    def read_windows(self, video: str | Path, window_sec: float, stride_sec: float,
+                     max_windows: int = MAX_WINDOWS) -> dict:
+        """The decoding half of `predict_windows` (no model: callers may run it in
+        parallel with another video's `classify_windows`)."""
+        for name, value in (("window", window_sec), ("stride", stride_sec)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+                raise VidclsError(f"Expected --{name} to be a positive finite number of seconds; received {value}")
         fps, total = video_timing(video)
         length = max(1, int(round(window_sec * fps)))
         step = max(1, int(round(stride_sec * fps)))
+        count = max(total - length, 0) // step + 1
+        count += (count - 1) * step + length < total  # the tail gets a window too
+        if count > max_windows:
+            raise VidclsError(
+                f"window {window_sec} s every {stride_sec} s makes {count} windows of this {total / fps:.1f}-s video; "
+                f"at most {max_windows} are allowed: use a stride of at least "
+                f"{max(total - length, 0) / fps / max(max_windows - 2, 1):.3g} s")
         starts = list(range(0, max(total - length, 0) + 1, step))
         if starts[-1] + length < total:
-            starts.append(total - length)  # the tail gets a window too
+            starts.append(total - length)
         ranges = [ClipRange(start_frame=start, end_frame=min(start + length, total)) for start in starts]
         clips = read_clips(video, ranges, self.num_frames, self.backbone.image_size, self.encoder.difference_gap)
         failed = [(start, clip) for start, clip in zip(starts, clips) if isinstance(clip, VideoReadError)]
         if failed:
             start, error = failed[0]
             raise VideoReadError(f"window at {start / fps:.2f} s: {error}")
+        return {"video": str(video), "fps": fps, "clips": clips, "window_sec": window_sec, "stride_sec": stride_sec}
+
+    def classify_windows(self, read: dict) -> dict:
+        """The model half of `predict_windows`, on what `read_windows` returned."""
+        clips, fps = read["clips"], read["fps"]
         embedded = [self.embed(clip) for clip in clips]
         probabilities = self._probabilities(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
         windows = [{"start_sec": round(clip.frame_range[0] / fps, 3), "end_sec": round(clip.frame_range[1] / fps, 3),
                     **self._result({target: values[row] for target, values in probabilities.items()})}
                    for row, clip in enumerate(clips)]
         overall = self._result({target: values.mean(axis=0) for target, values in probabilities.items()})
-        return {"video": str(video), "label": overall["label"], "score": overall["score"],
-                "window_sec": window_sec, "stride_sec": stride_sec, "windows": windows, "events": merge_events(windows)}
+        return {"video": read["video"], "label": overall["label"], "score": overall["score"],
+                "window_sec": read["window_sec"], "stride_sec": read["stride_sec"], "windows": windows,
+                "events": merge_events(windows)}
 
     def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
