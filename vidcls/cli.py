@@ -361,8 +361,9 @@ def _add_predict(commands) -> None:
     command.add_argument("--window", type=float, metavar="SECONDS",
                          help="score long videos in windows of this many seconds (T frames each) and merge events")
     command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between window starts (default: the window)")
-    command.add_argument("--max-windows", type=int, default=200, metavar="N",
-                         help="refuse a window and stride that make more windows than this per video (default 200)")
+    command.add_argument("--max-windows", type=int, default=0, metavar="N",
+                         help="refuse a window and stride that make more windows than this per video (default 0: "
+                              "no bound; `serve` bounds it)")
     command.set_defaults(handler=_predict)
 
 
@@ -468,6 +469,9 @@ def _add_serve(commands) -> None:
                          help="an upload that takes longer than this in all gets 408 (default 300)")
     command.add_argument("--max-concurrent", type=int, default=8, metavar="N",
                          help="uploads handled at once; more get 503 with Retry-After (default 8)")
+    command.add_argument("--max-upload-disk-mb", type=float, default=0.0, metavar="MB",
+                         help="temporary disk for all uploads at once; an upload that would pass it gets 503 "
+                              "(default: twice --max-upload-mb)")
     command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
     command.set_defaults(handler=_serve)
 
@@ -478,8 +482,12 @@ def _serve(args) -> int:
     for name in ("max_upload_mb", "max_windows", "idle_timeout", "upload_timeout", "max_concurrent"):
         if not getattr(args, name) > 0:
             raise VidclsError(f"Expected --{name.replace('_', '-')} > 0; received {getattr(args, name)}")
+    if args.max_upload_disk_mb and args.max_upload_disk_mb < args.max_upload_mb:
+        raise VidclsError(f"Expected --max-upload-disk-mb >= --max-upload-mb ({args.max_upload_mb}), or 0 for twice "
+                          f"it; received {args.max_upload_disk_mb}")
     limits = Limits(max_upload_mb=args.max_upload_mb, max_windows=args.max_windows, idle_timeout=args.idle_timeout,
-                    upload_timeout=args.upload_timeout, max_concurrent=args.max_concurrent)
+                    upload_timeout=args.upload_timeout, max_concurrent=args.max_concurrent,
+                    max_upload_disk_mb=args.max_upload_disk_mb)
     serve(args.run_dir, host=args.host, port=args.port, weights=args.weights, limits=limits)
     return 0
 

@@ -28,7 +28,7 @@ def server(trained_run, upload_tmp):
         port = sock.getsockname()[1]
     process = subprocess.Popen(
         [sys.executable, "-m", "vidcls", "serve", "--run-dir", str(trained_run), "--port", str(port),
-         "--max-upload-mb", "1", "--idle-timeout", str(IDLE_TIMEOUT), "--max-concurrent", "2", "--max-windows", "50"],
+         "--max-upload-mb", "1", "--idle-timeout", str(IDLE_TIMEOUT), "--max-concurrent", "3", "--max-windows", "50"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "TMPDIR": str(upload_tmp)})
     base = f"http://127.0.0.1:{port}"
@@ -146,16 +146,29 @@ def test_a_chunked_upload_is_cut_off_at_the_limit(server, upload_tmp):
 
 def test_a_stalled_upload_times_out_and_slots_are_bounded(server):
     headers, part = _form_head(content_length=500_000)
-    stalled = [_raw(server, headers + part + b"x" * 1000) for _ in range(2)]  # --max-concurrent 2
+    stalled = [_raw(server, headers + part + b"x" * 1000) for _ in range(3)]  # --max-concurrent 3
     time.sleep(0.5)
     busy = httpx.post(f"{server}/predict", files={"file": ("a.mp4", b"x" * 100, "video/mp4")}, timeout=30)
-    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1" and "upload slots" in busy.text
     started = time.monotonic()
     statuses = [_status(sock) for sock in stalled]
-    assert statuses == [408, 408] and time.monotonic() - started < IDLE_TIMEOUT + 5
+    assert statuses == [408, 408, 408] and time.monotonic() - started < IDLE_TIMEOUT + 5
     for sock in stalled:
         sock.close()
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+
+
+def test_uploads_together_never_take_more_than_the_upload_disk(server):
+    """1 MB per upload, 2 MB for all at once: two stalled 0.9 MB uploads leave no room."""
+    headers, part = _form_head(content_length=1_000_000)
+    holding = [_raw(server, headers + part + b"x" * 900_000) for _ in range(2)]
+    time.sleep(1.0)
+    refused = httpx.post(f"{server}/predict", files={"file": ("a.mp4", os.urandom(500_000), "video/mp4")}, timeout=30)
+    assert refused.status_code == 503 and "upload space" in refused.text and refused.headers["retry-after"] == "1"
+    assert [_status(sock) for sock in holding] == [408, 408]
+    for sock in holding:
+        sock.close()
+    assert httpx.get(f"{server}/metadata").json()["upload_disk_bytes_peak"] <= 2_000_000
 
 
 def test_bad_parameters_and_names_get_4xx_never_500(server, video_dir, real_videos):

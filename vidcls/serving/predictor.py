@@ -87,7 +87,7 @@ class Predictor:
 
         Raises:
             VidclsError: a window or stride that is not a positive finite number, or more
-                than `max_windows` windows.
+                than `max_windows` windows (0: no bound).
             VideoReadError: the video cannot be decoded.
         """
         return self.classify_windows(self.read_windows(video, window_sec, stride_sec, max_windows))
@@ -104,7 +104,7 @@ class Predictor:
         step = max(1, int(round(stride_sec * fps)))
         count = max(total - length, 0) // step + 1
         count += (count - 1) * step + length < total  # the tail gets a window too
-        if count > max_windows:
+        if max_windows and count > max_windows:
             raise VidclsError(
                 f"window {window_sec} s every {stride_sec} s makes {count} windows of this {total / fps:.1f}-s video; "
                 f"at most {max_windows} are allowed: use a stride of at least "

@@ -7,7 +7,8 @@
 
 Bad uploads are answered, never fatal: 413 over the size limit, 415 for a content type
 that is not a video, 422 for a file that cannot be decoded or parameters out of bounds,
-408 for a body that arrives too slowly, 503 when every upload slot is busy; each with a
+408 for a body that arrives too slowly, 503 when every upload slot or the server's upload
+disk space is taken; each with a
 message that says what was expected and what was received.
 
 Limits hold while the body streams in, not after: the upload is parsed as it arrives
@@ -54,6 +55,8 @@ class Limits:
         idle_timeout: seconds the body may stall between two chunks.
         upload_timeout: seconds the whole body may take.
         max_concurrent: uploads received and processed at once; more get 503.
+        max_upload_disk_mb: bytes of all uploads on disk at once (0: twice
+            `max_upload_mb`); an upload that would pass it gets 503.
     """
 
     max_upload_mb: float = 200.0
@@ -61,10 +64,32 @@ class Limits:
     idle_timeout: float = 15.0
     upload_timeout: float = 300.0
     max_concurrent: int = 8
+    max_upload_disk_mb: float = 0.0
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1e6)
+
+    @property
+    def max_disk_bytes(self) -> int:
+        return int((self.max_upload_disk_mb or 2 * self.max_upload_mb) * 1e6)
+
+
+class _DiskBudget:
+    """Bytes of uploads on disk across requests (the event loop is one thread: no lock)."""
+
+    def __init__(self, capacity: int):
+        self.capacity, self.used, self.peak = capacity, 0, 0
+
+    def take(self, count: int) -> None:
+        if self.used + count > self.capacity:
+            raise _Refused(503, f"Uploads in progress hold {self.used} bytes of the server's {self.capacity}-byte "
+                                "upload space; retry shortly")
+        self.used += count
+        self.peak = max(self.peak, self.used)
+
+    def release(self, count: int) -> None:
+        self.used -= count
 
 
 def create_app(run_dir: str | Path, max_upload_mb: float | None = None, weights: str | None = None,
@@ -82,6 +107,7 @@ def create_app(run_dir: str | Path, max_upload_mb: float | None = None, weights:
     # happens outside the lock, so a long video never stalls the others' inference.
     model_lock = threading.Lock()
     slots = asyncio.Semaphore(limits.max_concurrent)
+    disk = _DiskBudget(limits.max_disk_bytes)
     app = FastAPI(title="vidcls", description=f"Video classification with the run {predictor.run_dir}")
 
     def classify(path: Path, window: float | None, stride: float | None) -> dict:
@@ -104,7 +130,8 @@ def create_app(run_dir: str | Path, max_upload_mb: float | None = None, weights:
                 "num_frames": predictor.num_frames, "model": predictor.model.name,
                 "max_upload_bytes": limit, "max_windows": limits.max_windows,
                 "idle_timeout_sec": limits.idle_timeout, "upload_timeout_sec": limits.upload_timeout,
-                "max_concurrent_uploads": limits.max_concurrent,
+                "max_concurrent_uploads": limits.max_concurrent, "max_upload_disk_bytes": disk.capacity,
+                "upload_disk_bytes_peak": disk.peak,
                 **{key: fingerprint.get(key) for key in ("backbone", "weights", "image_size", "feature_dim", "sampling")}}
 
     @app.post("/predict", openapi_extra=_UPLOAD_SCHEMA)
@@ -124,13 +151,16 @@ def create_app(run_dir: str | Path, max_upload_mb: float | None = None, weights:
                                 headers={"Retry-After": "1"})
         async with slots:
             with tempfile.TemporaryDirectory(prefix="vidcls_upload_") as folder:
-                upload = await _receive_upload(request, Path(folder), limits)
+                state = _FormState(Path(folder), limit, disk)
                 try:
+                    upload = await _receive_upload(request, state, limits)
                     result = await run_in_threadpool(classify, upload.path, window, stride)
                 except VideoReadError as error:
                     raise HTTPException(422, f"'{upload.name}' could not be decoded as a video: {error}") from None
                 except VidclsError as error:
                     raise HTTPException(422, str(error)) from None
+                finally:
+                    disk.release(state.size)
         result["video"] = upload.name
         return result
 
@@ -149,9 +179,9 @@ class _Upload:
     size: int
 
 
-async def _receive_upload(request: Request, folder: Path, limits: Limits) -> _Upload:
-    """Streams the multipart body into `folder`, enforcing the size and time limits as the
-    bytes arrive.
+async def _receive_upload(request: Request, state: "_FormState", limits: Limits) -> _Upload:
+    """Streams the multipart body into `state`'s folder, enforcing the size, disk and time
+    limits as the bytes arrive.
 
     Raises:
         HTTPException: 413 over the limit, 408 too slow, 415 not a video, 422 a malformed
@@ -164,7 +194,6 @@ async def _receive_upload(request: Request, folder: Path, limits: Limits) -> _Up
         raise HTTPException(422, "Expected a multipart/form-data body with the video in a field named 'file'; "
                                  f"received content type '{request.headers.get('content-type', '')}'")
     limit = limits.max_upload_bytes
-    state = _FormState(folder, limit)
     parser = MultipartParser(options[b"boundary"], state.callbacks())
     received = 0
     started = time.monotonic()
@@ -189,7 +218,8 @@ async def _receive_upload(request: Request, folder: Path, limits: Limits) -> _Up
                 parser.write(chunk)
         parser.finalize()
     except _Refused as refused:
-        raise HTTPException(refused.status, refused.message, headers=CLOSE) from None
+        retry = {"Retry-After": "1"} if refused.status == 503 else {}
+        raise HTTPException(refused.status, refused.message, headers={**CLOSE, **retry}) from None
     except HTTPException:
         raise
     except Exception as error:  # python-multipart's parse errors
@@ -213,8 +243,8 @@ class _FormState:
     """python-multipart callbacks: the `file` part goes to disk, other small fields are
     skipped, and nothing past the limit is written."""
 
-    def __init__(self, folder: Path, limit: int):
-        self.folder, self.limit = folder, limit
+    def __init__(self, folder: Path, limit: int, disk: _DiskBudget):
+        self.folder, self.limit, self.disk = folder, limit, disk
         self.path: Path | None = None
         self.name = ""
         self.size = 0
@@ -267,9 +297,10 @@ class _FormState:
             if self._other_bytes > MAX_FIELD_BYTES * 16:
                 raise _Refused(413, "Form fields other than 'file' are over their limit")
             return
-        self.size += end - start
-        if self.size > self.limit:
+        if self.size + end - start > self.limit:
             raise _Refused(413, f"Upload is over the limit of {self.limit} bytes")
+        self.disk.take(end - start)
+        self.size += end - start  # released by the caller once the request ends
         self._handle.write(data[start:end])
 
     def _part_end(self):
