@@ -182,15 +182,22 @@ def abuse(run_dir: Path, videos: list[Path], clients: int, seconds: float, max_u
     limit = int(max_upload_mb * 1e6)
     peak_disk, watching = [0], [True]
 
+    def size_of(directory) -> int:
+        total = 0
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        total += size_of(entry.path) if entry.is_dir() else entry.stat().st_size
+                    except FileNotFoundError:
+                        pass  # a request's folder, deleted as it ended
+        except FileNotFoundError:
+            pass
+        return total
+
     def watch_disk():
         while watching[0]:
-            total = 0
-            for path in upload_dir.rglob("*"):
-                try:
-                    total += path.stat().st_size if path.is_file() else 0
-                except FileNotFoundError:
-                    pass
-            peak_disk[0] = max(peak_disk[0], total)
+            peak_disk[0] = max(peak_disk[0], size_of(upload_dir))
             time.sleep(0.002)
 
     watcher = threading.Thread(target=watch_disk, daemon=True)
