@@ -8,8 +8,7 @@
 Bad uploads are answered, never fatal: 413 over the size limit, 415 for a content type
 that is not a video, 422 for a file that cannot be decoded or parameters out of bounds,
 408 for a body that arrives too slowly, 503 when every upload slot or the server's upload
-disk space is taken; each with a
-message that says what was expected and what was received.
+disk space is taken; each with a message that says what was expected and what was received.
 
 Limits hold while the body streams in, not after: the upload is parsed as it arrives
 (Starlette's form parser would first spool the whole body to disk, however large), a
