@@ -167,8 +167,11 @@ def test_a_run_is_scored_on_every_clip_of_another_cache_made_the_same_way(traine
     with (trained_run / "eval_other_scenes" / "predictions.csv").open() as handle:
         assert len(list(csv.DictReader(handle))) == 10
     assert "Every clip of the cache" in (trained_run / "eval_other_scenes" / "report.md").read_text()
+    from vidcls.features.cache import CHECKSUM_KEY, fingerprint_digest
+
     info = json.loads((other / "cache.json").read_text())
-    (other / "cache.json").write_text(json.dumps({**info, "image_size": 64}))
+    made_otherwise = {**info, "image_size": 64}  # as extraction at 64 px writes it, checksum included
+    (other / "cache.json").write_text(json.dumps({**made_otherwise, CHECKSUM_KEY: fingerprint_digest(made_otherwise)}))
     with pytest.raises(VidclsError, match=r"holds other features than .* \(image_size: run's 32, this cache's 64\)"):
         evaluate(trained_run, cache_dir=other)
 
