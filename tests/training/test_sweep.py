@@ -193,3 +193,44 @@ def test_with_folds_each_trial_is_a_grouped_crossval_ranked_by_its_mean(grouped_
         read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", group_by="group"))
     with pytest.raises(VidclsError, match="with folds in .* use grid, random or bayesian"):
         read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", folds=3, search="hyperband", max_epochs=3))
+
+
+def test_three_failed_trials_in_a_row_stop_the_sweep(cache_dir, tmp_path):
+    path = _sweep_file(tmp_path, cache_dir, parameters={"model.pooling": ["maxa", "maxb", "maxc", "last"]},
+                       set={"data.cache_dir": str(cache_dir), "train.epochs": 1, "model.name": "bilstm", **TINY})
+    with pytest.raises(VidclsError, match=r"Sweep .* stopped after 3 failed trials in a row; the last: .*received 'maxc'"):
+        run_sweep(path, tmp_path / "out")
+    assert not (tmp_path / "out" / "trial_3").exists()  # the fourth, good trial never ran
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("search", ["random", "bayesian"])
+def test_a_killed_sweep_resumes_its_interrupted_trial_from_its_last_epoch(cache_dir, tmp_path, search):
+    path = _sweep_file(tmp_path, cache_dir, search=search, trials=3, seed=3, num_initial_points=2,
+                       set={"data.cache_dir": str(cache_dir), "train.epochs": 6, "model.name": "mean_pool", **TINY},
+                       parameters={"train.learning_rate": {"min": 1e-3, "max": 1e-2, "log": True},
+                                   "model.adapter_units": [8, 16]})
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "vidcls", "sweep", "--config", str(path), "--out-dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    timing = out / "trial_1" / "timing.csv"
+    deadline = time.monotonic() + 600
+    while not (timing.is_file() and len(timing.read_text().splitlines()) >= 3):  # trial 1 is 2 epochs in
+        assert process.poll() is None, "the sweep ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    process.kill()
+    process.wait()
+    before = timing.read_text().splitlines()
+    drawn = yaml.safe_load((out / "trial_1" / "config.yaml").read_text())
+
+    assert main(["sweep", "--config", str(path), "--out-dir", str(out)]) == 0
+    after = timing.read_text().splitlines()
+    resumed_at = int(json.loads((out / "trial_1" / "result.json").read_text())["epochs_run"])
+    assert resumed_at == 6 and [line.split(",")[0] for line in after[1:]] == [str(epoch) for epoch in range(6)]
+    kept = len(before) - 2  # epochs whose backup was written before the kill (the last row may be redone)
+    assert after[:1 + kept] == before[:1 + kept]  # measured timings kept: those epochs were not trained again
+    assert yaml.safe_load((out / "trial_1" / "config.yaml").read_text()) == drawn  # same hyperparameters
+    with (out / "sweep_results.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert sorted(row["trial"] for row in rows) == ["0", "1", "2"] and all(row["status"] == "completed" for row in rows)

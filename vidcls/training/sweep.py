@@ -40,6 +40,7 @@ import csv
 import itertools
 import json
 import logging
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -331,7 +332,9 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
         try:
             oracle.end_trial(trial)
         except RuntimeError as error:  # KerasTuner's limit on consecutive failures
-            raise VidclsError(f"Sweep {out} stopped: {error} The last: {trial.message}") from error
+            limit = re.search(r"limit of (\d+)", str(error))
+            raise VidclsError(f"Sweep {out} stopped after {limit.group(1) if limit else 'too many'} failed trials in a "
+                              f"row; the last: {trial.message}") from error
     return _summarise(sweep, out, str(sweep_file), [oracle.trials[trial_id] for trial_id in oracle.start_order])
 
 
