@@ -177,3 +177,19 @@ def test_grouped_split_in_a_run(cache_dir, tmp_path):
     assert all(owners) and sum(len(ids) for ids in splits.values()) == 24
     with pytest.raises(VidclsError, match="data.group_by is 'participant' but 24 clip"):
         train(_config(cache_dir, **{"data.group_by": "participant"}), tmp_path / "bad")
+
+
+def test_feature_statistics_come_from_the_training_clips(trained_run, cache_dir):
+    import numpy as np
+
+    from vidcls.features import FeatureCache
+
+    cache = FeatureCache(cache_dir)
+    by_id = {entry["clip_id"]: entry for entry in cache.entries}
+    training = np.stack([cache.load_features(by_id[clip_id]).astype(np.float32)
+                         for clip_id in json.loads((trained_run / "splits.json").read_text())["train"]])
+    layer = load_model(trained_run / "best.keras").get_layer("feature_normalization")
+    np.testing.assert_allclose(np.ravel(layer.mean), training.mean(axis=(0, 1)), rtol=1e-3, atol=1e-3)
+    variance = training.var(axis=(0, 1))
+    varies = variance > 1e-6 * np.median(variance)  # constant features are given the median (blocks.py)
+    np.testing.assert_allclose(np.ravel(layer.variance)[varies], variance[varies], rtol=2e-2, atol=1e-3)
