@@ -100,7 +100,8 @@ def test_temporal_crops_cover_the_clip_and_keep_masks():
     features = np.arange(8, dtype=np.float32)[None, :, None] * np.ones((2, 1, 3), np.float32)
     masks = np.ones((2, 8), np.float32)
     (same, same_masks), = temporal_crops(features, masks, 1, fraction=1.0)
-    np.testing.assert_array_equal(same, features) and np.testing.assert_array_equal(same_masks, masks)
+    np.testing.assert_array_equal(same, features)
+    np.testing.assert_array_equal(same_masks, masks)
     first, last = temporal_crops(features, masks, 2, fraction=0.5)
     assert first[0][0, 0, 0] == 0 and last[0][0, -1, 0] == 7  # from the start, to the end
     assert first[0].shape == features.shape and first[1].sum(axis=1).tolist() == [4, 4]  # 4 real frames, 4 repeats
@@ -185,3 +186,33 @@ def test_curves_of_a_run_without_validation(tmp_path):
                        "0,0.5,0.0005,1.04,NA,NA,NA\n1,0.68,0.001,0.77,NA,NA,NA\n")
     assert plot_curves(history, tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def _probabilities(eval_dir):
+    with (eval_dir / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    columns = [key for key in rows[0] if key.startswith("prob_")]
+    return {row["clip_id"]: np.array([float(row[key]) for key in columns]) for row in rows}
+
+
+def test_an_ensemble_of_two_different_runs_is_the_mean_of_their_probabilities(trained_run, cache_dir, tmp_path):
+    from vidcls.config import ExperimentConfig
+    from vidcls.training import train
+
+    other = tmp_path / "other"  # same splits (same seed), another model
+    train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "train.epochs": 2, "train.batch_size": 4,
+                                      "model.name": "mean_pool", "model.adapter_units": 16}), other)
+    evaluate(trained_run, "test", out_dir=tmp_path / "a")
+    evaluate(other, "test", out_dir=tmp_path / "b")
+    evaluate([trained_run, other], "test", out_dir=tmp_path / "both")
+    first, second, both = (_probabilities(tmp_path / name) for name in ("a", "b", "both"))
+    assert any(np.abs(first[clip] - second[clip]).max() > 1e-3 for clip in first)  # the members differ
+    for clip in both:
+        np.testing.assert_allclose(both[clip], (first[clip] + second[clip]) / 2, atol=2e-6)
+
+
+def test_tta_averages_crops_that_differ(trained_run, tmp_path):
+    evaluate(trained_run, "test", tta=1, out_dir=tmp_path / "one")
+    evaluate(trained_run, "test", tta=3, out_dir=tmp_path / "three")
+    one, three = _probabilities(tmp_path / "one"), _probabilities(tmp_path / "three")
+    assert max(np.abs(one[clip] - three[clip]).max() for clip in one) > 1e-4

@@ -2,7 +2,7 @@ import json
 
 import numpy as np
 import pytest
-from ai_edge_litert.interpreter import Interpreter
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from vidcls.export import export
 
@@ -86,6 +86,28 @@ def test_quantized_variants_meet_their_parity_and_size_targets(cache_dir, tmp_pa
     assert 0 <= variants["int8"]["top1_agreement"] <= 1 and variants["int8"]["size_vs_float32"] >= 3
     metadata = json.loads((run / "export" / "metadata.json").read_text())
     assert metadata["files"]["dynamic_int8"] == "model_dynamic_int8.tflite"
+
+    # Each file run here, in the interpreter, against best.keras on the same held-out
+    # clips: the report's figures must be what the files really do.
+    from vidcls.data import load_labelled_features
+    from vidcls.features import FeatureCache
+    from vidcls.models import load_model
+
+    cache = FeatureCache(cache_dir)
+    data = load_labelled_features(cache, json.loads((run / "splits.json").read_text())["test"], ["blue_to_red", "grow", "red_to_blue", "shrink"])
+    features, masks = data.features.astype(np.float32), data.masks
+    trained = np.asarray(load_model(run / "best.keras")([features, masks]))
+    for name, variant in variants.items():
+        interpreter = Interpreter(model_path=str(run / "export" / variant["path"]), num_threads=1,
+                                  experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        runner = interpreter.get_signature_runner()
+        outputs = np.concatenate([next(iter(runner(features=features[row:row + 1], mask=masks[row:row + 1]).values()))
+                                  for row in range(len(features))])
+        agreement = float(np.mean(outputs.argmax(1) == trained.argmax(1)))
+        difference = float(np.abs(outputs - trained).max())
+        assert variant["top1_agreement"] == pytest.approx(agreement), name
+        assert variant["max_abs_diff"] == pytest.approx(difference, rel=0.25, abs=1e-6), name
+    assert variants["dynamic_int8"]["max_abs_diff"] > 1e-6  # quantized: not the float model itself
 
 
 def test_unknown_quantization_is_a_clear_error(trained_run, capsys):

@@ -59,3 +59,17 @@ def test_imagenet_weights_offline_say_how_to_provide_a_file(tmp_path, monkeypatc
     monkeypatch.setenv("HOME", str(tmp_path))  # no cached weights from ~/.keras either
     with pytest.raises(VidclsError, match=r"Could not load ImageNet weights for mobilenet_v2: .*download failed.*--weights mobilenet_v2.weights.h5"):
         get_backbone("mobilenet_v2", weights="imagenet", image_size=224)
+
+
+def test_embedding_applies_the_backbones_preprocessing():
+    """embed(frames) is the network on the backbone's own preprocessing of the frames, not
+    on raw 0-255 values (ResNet50: BGR, ImageNet means subtracted)."""
+    import numpy as np
+
+    backbone = get_backbone("resnet50", "none", image_size=32)
+    frames = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    embedded = np.asarray(backbone.embed(frames))
+    preprocessed = np.asarray(backbone.model(backbone.preprocess(frames.astype(np.float32)), training=False))
+    raw = np.asarray(backbone.model(frames.astype(np.float32), training=False))
+    np.testing.assert_allclose(embedded, preprocessed, rtol=1e-3, atol=1e-4)
+    assert np.abs(embedded - raw).max() > 1e-2

@@ -107,3 +107,16 @@ def test_sliding_windows_on_a_real_recording(predictor, real_videos):
 
 def predictor_run_dir(predictor):
     return predictor.run_dir
+
+
+def test_consecutive_windows_with_one_label_merge_into_events():
+    from vidcls.serving.predictor import merge_events
+
+    labels = ["calm", "calm", "fight", "fight", "fight", "calm"]
+    windows = [{"start_sec": i * 1.0, "end_sec": i * 1.0 + 2.0, "label": label, "score": 0.5 + i / 20}
+               for i, label in enumerate(labels)]
+    events = merge_events(windows)
+    assert [(event["label"], event["windows"]) for event in events] == [("calm", 2), ("fight", 3), ("calm", 1)]
+    # Overlapping windows: neighbouring events meet in the middle of the overlap.
+    assert [(event["start_sec"], event["end_sec"]) for event in events] == [(0.0, 2.5), (2.5, 5.5), (5.5, 7.0)]
+    assert events[1]["max_score"] == 0.7 and events[1]["mean_score"] == pytest.approx(0.65)

@@ -71,7 +71,7 @@ def test_a_good_video_gets_the_predictors_answer(server, video_dir, trained_run)
     assert metadata["labels"] == {"label": ["blue_to_red", "grow", "red_to_blue", "shrink"]} and metadata["num_frames"] == 8
 
 
-def test_bad_uploads_get_clear_answers_and_the_server_stays_up(server, tmp_path):
+def test_bad_uploads_get_clear_answers_and_the_server_stays_up(server, tmp_path, video_dir):
     corrupt = _upload(server, write_corrupt_video(tmp_path / "bad.mp4"))
     assert corrupt.status_code == 422 and "could not be decoded as a video" in corrupt.json()["detail"]
     empty = tmp_path / "empty.mp4"
@@ -88,6 +88,8 @@ def test_bad_uploads_get_clear_answers_and_the_server_stays_up(server, tmp_path)
     assert _upload(server, text, content_type="application/octet-stream").status_code == 415  # no video suffix
     assert httpx.post(f"{server}/predict", timeout=30).status_code == 422  # no file field
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    good = _upload(server, next((video_dir / "grow").iterdir()))  # and it still classifies
+    assert good.status_code == 200 and good.json()["label"], good.text
 
 
 def _raw(base, head: bytes) -> socket.socket:
@@ -186,3 +188,25 @@ def test_bad_parameters_and_names_get_4xx_never_500(server, video_dir, real_vide
         assert "\x00" not in response.json()["video"] and len(response.json()["video"]) <= 255
     not_multipart = httpx.post(f"{server}/predict", content=video.read_bytes(), headers={"content-type": "video/mp4"})
     assert not_multipart.status_code == 422 and "multipart/form-data" in not_multipart.text
+
+
+def test_concurrent_requests_get_the_same_answers_as_one_at_a_time(server, video_dir):
+    from concurrent.futures import ThreadPoolExecutor
+
+    videos = sorted(video_dir.rglob("*.mp4"))[:3]  # three clients: --max-concurrent 3
+    alone = [_upload(server, video).json() for video in videos]
+    with ThreadPoolExecutor(len(videos)) as pool:
+        together = [response.json() for response in pool.map(lambda video: _upload(server, video), videos)]
+    for single, concurrent in zip(alone, together):
+        assert concurrent["label"] == single["label"]
+        assert concurrent["probabilities"] == pytest.approx(single["probabilities"], abs=1e-6)
+
+
+def test_the_upload_limit_is_exact(server, tmp_path):
+    """1 MB limit: 1,000,000 bytes are taken (and fail to decode), one more is refused."""
+    at_limit, over = tmp_path / "at.mp4", tmp_path / "over.mp4"
+    at_limit.write_bytes(os.urandom(1_000_000))
+    over.write_bytes(os.urandom(1_000_001))
+    assert _upload(server, at_limit).status_code == 422
+    refused = _upload(server, over)
+    assert refused.status_code == 413 and "over the limit of 1000000 bytes" in refused.text
