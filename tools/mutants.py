@@ -1,0 +1,201 @@
+"""Mutation check of the test suite: break one thing at a time, see whether a test notices.
+
+Each mutation replaces one exact piece of vidcls's code (it must occur exactly once, so a
+mutation that no longer applies fails loudly instead of passing for nothing) in a
+temporary copy of the repository, then runs only the tests that cover it. A mutation is
+*caught* when one of those tests fails, *missed* when all pass.
+
+    python tools/mutants.py               # every mutation
+    python tools/mutants.py --list        # names only
+    python tools/mutants.py NAME [NAME]   # some of them
+
+Prints one line per mutation (caught, by which test / MISSED) and the total; exits 1 if
+any is missed. Not part of `make test` (it runs tests many times: ~10-15 minutes on 2
+cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+COPIED = ("vidcls", "tests", "benchmarks", "configs", "setup.cfg", "pyproject.toml")
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str  # relative to the repository
+    old: str
+    new: str
+    tests: tuple[str, ...]  # pytest node ids or files that should notice
+
+
+MUTATIONS = (
+    Mutation("class weights all 1", "vidcls/training/trainer.py",
+             "columns.append(weights[labels[:, column]])", "columns.append(np.ones_like(weights)[labels[:, column]])",
+             ("tests/training/test_options_take_effect.py::test_class_weights_change_the_loss",)),
+    Mutation("focal_alpha_balanced ignored", "vidcls/training/trainer.py",
+             "if config.focal_alpha_balanced else config.focal_alpha", "if False else config.focal_alpha",
+             ("tests/training/test_options_take_effect.py::test_balanced_focal_alpha_changes_the_loss",)),
+    Mutation("atomic_write_bytes writes in place", "vidcls/fileio.py",
+             "    temporary = temp_name(path)\n    with temporary.open(\"wb\") as handle:\n        handle.write(data)\n"
+             "        handle.flush()\n        os.fsync(handle.fileno())\n    os.replace(temporary, path)",
+             "    with path.open(\"wb\") as handle:\n        handle.write(data)\n        handle.flush()\n"
+             "        os.fsync(handle.fileno())",
+             ("tests/test_fileio.py",)),
+    Mutation("file lock does nothing", "vidcls/fileio.py",
+             "        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)\n", "        pass\n",
+             ("tests/test_fileio.py",)),
+    Mutation("TFLite parity compares a file with itself", "vidcls/export/exporter.py",
+             "float(np.mean(outputs[target].argmax(1) == reference[target].argmax(1)))",
+             "float(np.mean(outputs[target].argmax(1) == outputs[target].argmax(1)))",
+             ("tests/export/test_export.py::test_quantized_variants_meet_their_parity_and_size_targets",)),
+    Mutation("--tta ignored", "vidcls/evaluation/evaluate.py",
+             "views = [(features, data.masks)] if tta == 1 else", "views = [(features, data.masks)] if True else",
+             ("tests/evaluation/test_evaluate.py::test_tta_averages_crops_that_differ",)),
+    Mutation("ensemble uses its first member", "vidcls/evaluation/evaluate.py",
+             "probabilities = {target: np.mean([member[1][target] for member in members], axis=0) for target in space}\n"
+             "    metrics = score_predictions(data.labels, probabilities, space, split",
+             "probabilities = {target: np.mean([member[1][target] for member in members[:1]], axis=0) for target in space}\n"
+             "    metrics = score_predictions(data.labels, probabilities, space, split",
+             ("tests/evaluation/test_evaluate.py::test_an_ensemble_of_two_different_runs_is_the_mean_of_their_probabilities",)),
+    Mutation("backbone preprocessing removed", "vidcls/features/backbones.py",
+             "return model(self.preprocess(tf.cast(frames, tf.float32)), training=False)",
+             "return model(tf.cast(frames, tf.float32), training=False)",
+             ("tests/features/test_backbones.py::test_embedding_applies_the_backbones_preprocessing",)),
+    Mutation("early stopping off", "vidcls/training/trainer.py",
+             "patience=train_config.early_stopping_patience,", "patience=10**9,",
+             ("tests/training/test_options_take_effect.py::test_early_stopping_stops_when_val_loss_stops_improving",)),
+    Mutation("gradient clipping off", "vidcls/training/trainer.py",
+             "global_clipnorm=config.gradient_clip if config.gradient_clip > 0 else None,", "global_clipnorm=None,",
+             ("tests/training/test_options_take_effect.py::test_gradient_clipping_bounds_the_updates",)),
+    Mutation("best.keras saved every epoch", "vidcls/training/callbacks.py",
+             "if value is not None and np.isfinite(float(value)) and float(value) < self.best:",
+             "if value is not None:",
+             ("tests/training/test_options_take_effect.py::test_best_model_is_saved_only_on_improvement_also_across_a_resume",)),
+    # Ten more, across the stages.
+    Mutation("grouped split ignores groups", "vidcls/data/splits.py",
+             "    if groups is None:\n        return [([clip_id], label)",
+             "    if True:\n        return [([clip_id], label)",
+             ("tests/data/test_splits.py",)),
+    Mutation("packed reader returns zeros", "vidcls/features/packed.py",
+             "        return out\n", "        return np.zeros_like(out)\n",
+             ("tests/features/test_packed.py",)),
+    Mutation("segment centres become the first frames", "vidcls/features/video.py",
+             "indices = np.floor(segment * (np.arange(num_frames) + 0.5)).astype(np.int64)",
+             "indices = np.arange(num_frames).astype(np.int64)",
+             ("tests/features/test_video.py",)),
+    Mutation("feature normalization not adapted", "vidcls/training/trainer.py",
+             "            adapt_normalization(model, train_set.features)\n", "            pass\n",
+             ("tests/training/test_train.py::test_feature_statistics_come_from_the_training_clips",)),
+    Mutation("frame differences not taken", "vidcls/models/blocks.py",
+             '        if self.mode == "none":\n            return inputs', '        if True:\n            return inputs',
+             ("tests/models/test_models.py",)),
+    Mutation("events never merged", "vidcls/serving/predictor.py",
+             'if events and events[-1]["label"] == window["label"]:', "if False:",
+             ("tests/serving/test_predict.py::test_consecutive_windows_with_one_label_merge_into_events",)),
+    Mutation("upload size unchecked while streaming", "vidcls/serving/server.py",
+             "        if self.size + end - start > self.limit:", "        if False:",
+             ("tests/serving/test_server.py::test_the_upload_limit_is_exact",)),
+    Mutation("window count unbounded", "vidcls/serving/predictor.py",
+             "if max_windows and count > max_windows:", "if False:",
+             ("tests/serving/test_predict.py",)),
+    Mutation("cache settings not compared", "vidcls/features/cache.py",
+             "            if differences:\n", "            if False:\n",
+             ("tests/features/test_extract.py",)),
+    Mutation("NaN features accepted", "vidcls/features/cache.py",
+             "        if not finite.all():\n", "        if False:\n",
+             ("tests/features/test_cache_trust.py",)),
+    Mutation("label smoothing ignored", "vidcls/training/trainer.py",
+             "    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)",
+             "    return keras.losses.CategoricalCrossentropy()",
+             ("tests/training/test_options_take_effect.py::test_label_smoothing_changes_the_loss",)),
+)
+
+
+def _copy_repository(work: Path) -> Path:
+    """The repository's code and tests under `work/repo`, with `work/shared` pointing at the
+    real ../shared (the tests find real clips there)."""
+    repo = work / "repo"
+    repo.mkdir()
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        elif source.is_file():
+            shutil.copy2(source, repo / name)
+    shared = ROOT.parent / "shared"
+    if shared.is_dir():
+        (work / "shared").symlink_to(shared)
+    return repo
+
+
+def _apply(repo: Path, mutation: Mutation) -> str:
+    path = repo / mutation.path
+    text = path.read_text()
+    count = text.count(mutation.old)
+    if count != 1:
+        raise SystemExit(f"mutation {mutation.name!r}: expected its code once in {mutation.path}, found it {count} "
+                         "times; update tools/mutants.py to today's code")
+    path.write_text(text.replace(mutation.old, mutation.new))
+    return text
+
+
+def _run(repo: Path, tests: tuple[str, ...]) -> tuple[bool, str]:
+    """Whether a test failed (the mutation was caught), and which."""
+    env = {**os.environ, "PYTHONPATH": str(repo), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    completed = subprocess.run([sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-o",
+                                "addopts=", *tests], cwd=repo, env=env, capture_output=True, text=True)
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", completed.stdout, flags=re.MULTILINE)
+    if completed.returncode == 0:
+        return False, ""
+    if completed.returncode not in (1,) and not failed:
+        raise SystemExit(f"pytest could not run {tests} (exit {completed.returncode}):\n{completed.stdout[-3000:]}"
+                         f"{completed.stderr[-2000:]}")
+    return True, failed[0] if failed else "(collection)"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("names", nargs="*", help="mutations to run (default: all)")
+    parser.add_argument("--list", action="store_true", help="print the mutation names and exit")
+    args = parser.parse_args()
+    if args.list:
+        for mutation in MUTATIONS:
+            print(f"{mutation.name}  ({mutation.path})")
+        return 0
+    chosen = [mutation for mutation in MUTATIONS if not args.names or mutation.name in args.names]
+    unknown = set(args.names) - {mutation.name for mutation in MUTATIONS}
+    if unknown:
+        raise SystemExit(f"unknown mutation(s) {sorted(unknown)}; see --list")
+    started = time.perf_counter()
+    missed = 0
+    with tempfile.TemporaryDirectory(prefix="vidcls_mutants_") as work:
+        repo = _copy_repository(Path(work))
+        for mutation in chosen:
+            original = _apply(repo, mutation)
+            try:
+                began = time.perf_counter()
+                caught, by = _run(repo, mutation.tests)
+            finally:
+                (repo / mutation.path).write_text(original)
+            missed += not caught
+            verdict = f"caught by {by}" if caught else "MISSED"
+            print(f"{mutation.name:45s} {verdict}  ({time.perf_counter() - began:.0f} s)", flush=True)
+    print(f"{len(chosen) - missed} of {len(chosen)} mutations caught, {missed} missed, "
+          f"{time.perf_counter() - started:.0f} s")
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
