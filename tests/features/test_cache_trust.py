@@ -54,13 +54,15 @@ def test_a_second_writer_is_refused_while_one_writes(video_dir, tmp_path):
 
 
 @pytest.mark.slow
-def test_two_extract_processes_at_once_list_every_clip_once(video_dir, tmp_path):
+@pytest.mark.parametrize("shards", [(None, None), ("0/2", "1/2")], ids=["unsharded", "two_shards"])
+def test_two_extract_processes_at_once_list_every_clip_once(video_dir, tmp_path, shards):
     cache = tmp_path / "cache"
-    processes = [subprocess.Popen(_extract_command(video_dir, cache), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+    processes = [subprocess.Popen(_extract_command(video_dir, cache) + (["--shard", shard] if shard else []),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for shard in shards]
     outcomes = [(process.wait(), process.stderr.read()) for process in processes]
     for code, stderr in outcomes:
-        assert code == 0 or (code == 2 and "Another vidcls extract is writing" in stderr), stderr[-1500:]
+        assert code == 0 or (code == 2 and "Another vidcls extract is writing" in stderr and shards[0] is None), \
+            stderr[-1500:]
     ids = [json.loads(line)["clip_id"] for line in (cache / "manifest.jsonl").read_text().splitlines()]
     assert len(ids) == len(set(ids)) == 24
 
