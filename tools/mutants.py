@@ -10,7 +10,7 @@ temporary copy of the repository, then runs only the tests that cover it. A muta
     python tools/mutants.py NAME [NAME]   # some of them
 
 Prints one line per mutation (caught, by which test / MISSED) and the total; exits 1 if
-any is missed. Not part of `make test` (it runs tests many times: ~10-15 minutes on 2
+any is missed. Not part of `make test` (it runs tests many times: ~7 minutes on 2
 cores).
 """
 
