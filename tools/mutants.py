@@ -100,7 +100,7 @@ MUTATIONS = (
              ("tests/training/test_train.py::test_feature_statistics_come_from_the_training_clips",)),
     Mutation("frame differences not taken", "vidcls/models/blocks.py",
              '        if self.mode == "none":\n            return inputs', '        if True:\n            return inputs',
-             ("tests/models/test_models.py",)),
+             ("tests/models/test_models.py::test_frame_transforms_compute_differences_and_centring_over_real_frames",)),
     Mutation("events never merged", "vidcls/serving/predictor.py",
              'if events and events[-1]["label"] == window["label"]:', "if False:",
              ("tests/serving/test_predict.py::test_consecutive_windows_with_one_label_merge_into_events",)),
