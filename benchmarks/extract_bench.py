@@ -93,7 +93,7 @@ def main() -> None:
     import tensorflow as tf
 
     from vidcls.config import FeatureConfig
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
     from vidcls.features import extract, get_backbone
 
     with tempfile.TemporaryDirectory() as work:

@@ -35,7 +35,7 @@ FEATURES = dict(backbone="resnet50", weights="none", image_size=112, batch_size=
 
 def build_caches(work: Path, videos: int) -> dict[int, Path]:
     from vidcls.config import FeatureConfig
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
     from vidcls.features import extract
 
     video_dir = work / "videos"

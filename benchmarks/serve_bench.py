@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build_run(work: Path) -> tuple[Path, list[Path]]:
     from vidcls.config import ExperimentConfig, FeatureConfig
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
     from vidcls.features import extract
     from vidcls.training import train
 

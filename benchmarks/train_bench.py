@@ -138,7 +138,7 @@ def main() -> None:
         rates[name] = speed(result, base["train_clips"])
 
     from vidcls.config import FeatureConfig
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
     from vidcls.features import extract
 
     videos, video_cache = work / "videos", work / "video_cache"

@@ -37,7 +37,7 @@ def real_videos() -> Path:
 
 @pytest.fixture(scope="session")
 def video_dir(tmp_path_factory) -> Path:
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
 
     return synthesize(tmp_path_factory.mktemp("videos"), num_videos=24, seed=1).out_dir
 

@@ -8,12 +8,11 @@ import pytest
 
 from tests.conftest import TINY_FEATURES
 from vidcls.config import AugmentConfig, ExperimentConfig
-from vidcls.data import (
-    SYNTH_VERB_NOUN, VERB_NOUN_CSV, BatchSource, build_label_space, encode_labels, make_dataset,
-)
+from vidcls.data import BatchSource, build_label_space, encode_labels, make_dataset
 from vidcls.data.augment import augment_batch
 from vidcls.errors import VidclsError
 from vidcls.evaluation.evaluate import multi_target_metrics
+from vidcls.videos import SYNTH_VERB_NOUN, VERB_NOUN_CSV
 
 SPACE = {"verb": ["close", "open", "take"], "noun": ["cup", "door"]}
 

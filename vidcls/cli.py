@@ -64,7 +64,7 @@ def _add_synth(commands) -> None:
 
 
 def _synth(args) -> int:
-    from vidcls.data import SYNTH_CLASSES, synthesize
+    from vidcls.videos import SYNTH_CLASSES, synthesize
 
     result = synthesize(args.out_dir, num_videos=args.num_videos, seed=args.seed, progress=True)
     print(f"wrote {len(result.videos)} videos in {len(SYNTH_CLASSES)} classes ({', '.join(SYNTH_CLASSES)}) to {result.out_dir}")
@@ -83,7 +83,7 @@ EXTRACT_FLAGS = {
 
 def _add_extract(commands) -> None:
     from vidcls.config import FeatureConfig
-    from vidcls.features.backbones import BACKBONES
+    from vidcls.features import BACKBONES
 
     defaults = FeatureConfig()
     command = commands.add_parser("extract", help="decode videos and cache backbone features as .npy")
@@ -207,7 +207,7 @@ def _run_config(args, base=None):
             raise VidclsError("Expected --mixed-precision / --no-mixed-precision or --precision, not both")
         flags["train.precision"] = "mixed_float16" if args.mixed_precision else "float32"
     if args.precision is not None:
-        from vidcls.training.runtime import normalise_precision
+        from vidcls.training import normalise_precision
 
         flags["train.precision"] = normalise_precision(args.precision)
     config = load_experiment_config(args.config, flags, args.set, base=base)
@@ -253,7 +253,7 @@ def _add_crossval(commands) -> None:
 
 
 def _crossval(args) -> int:
-    from vidcls.training.crossval import crossval
+    from vidcls.training import crossval
 
     result = crossval(_run_config(args), args.out_dir, num_folds=args.folds, group_by=args.group_by,
                       repeats=args.repeats, seed=args.fold_seed, baseline=not args.no_baseline, progress=True)
@@ -308,7 +308,7 @@ def _add_compare(commands) -> None:
 
 
 def _compare(args) -> int:
-    from vidcls.evaluation.compare import compare_runs, markdown_table
+    from vidcls.evaluation import compare_runs, markdown_table
 
     rows = compare_runs(args.run_dirs)
     print(markdown_table(rows))
@@ -333,8 +333,7 @@ def _add_export(commands) -> None:
 
 
 def _export(args) -> int:
-    from vidcls.export import export
-    from vidcls.export.exporter import parse_quantize
+    from vidcls.export import export, export_end_to_end, parse_quantize
 
     report = export(args.run_dir, variants=parse_quantize(args.quantize))
     for variant in report["variants"]:
@@ -342,8 +341,6 @@ def _export(args) -> int:
               f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
               f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}")
     if args.end_to_end:
-        from vidcls.export.exporter import export_end_to_end
-
         entry = export_end_to_end(args.run_dir)
         print(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls predict "
               f"{entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| {entry['max_abs_diff']:.2e}, "
@@ -446,7 +443,7 @@ def _add_sweep(commands) -> None:
 
 
 def _sweep(args) -> int:
-    from vidcls.training.sweep import run_sweep
+    from vidcls.training import run_sweep
 
     rows = run_sweep(args.config, args.out_dir, progress=True)
     print((Path(args.out_dir) / "sweep_results.md").read_text())
@@ -477,7 +474,7 @@ def _add_serve(commands) -> None:
 
 
 def _serve(args) -> int:
-    from vidcls.serving.server import Limits, serve
+    from vidcls.serving import Limits, serve
 
     for name in ("max_upload_mb", "max_windows", "idle_timeout", "upload_timeout", "max_concurrent"):
         if not getattr(args, name) > 0:

@@ -37,7 +37,7 @@ class DemoResult:
 
 def run_demo(work_dir: str | Path = "demo_output", num_videos: int = 240, epochs: int = 30,
              progress: bool = True) -> DemoResult:
-    from vidcls.data import synthesize
+    from vidcls.videos import synthesize
     from vidcls.evaluation import evaluate
     from vidcls.export import export
     from vidcls.features import FeatureCache, extract

@@ -58,7 +58,7 @@ class RunDir:
 
     def label_space(self) -> dict[str, list[str]]:
         """`{target: class names}` for every target the run predicts, in output order."""
-        from vidcls.data.tasks import label_space_from_json
+        from vidcls.data import label_space_from_json
 
         return label_space_from_json(self._read_json(self.labels_path), self.config().data.targets, self.labels_path)
 

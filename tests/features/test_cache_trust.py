@@ -16,10 +16,11 @@ import pytest
 
 from tests.conftest import TINY_FEATURES
 from vidcls.config import ExperimentConfig, FeatureConfig
-from vidcls.data import discover_videos, read_annotations, stratified_split
+from vidcls.data import stratified_split
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache, extract, pack_cache
 from vidcls.features.cache import writer_lock
+from vidcls.videos import discover_videos, read_annotations
 from vidcls.training import train
 
 

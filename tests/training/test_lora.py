@@ -87,7 +87,8 @@ def test_lora_wins_back_a_camera_that_swaps_red_and_blue(tmp_path):
     camera's training clips beat the frozen source model on its test clips."""
     from tests.conftest import TINY_FEATURES
     from vidcls.config import ExperimentConfig, FeatureConfig
-    from vidcls.data import load_labelled_features, synthesize
+    from vidcls.data import load_labelled_features
+    from vidcls.videos import synthesize
     from vidcls.features import FeatureCache, extract
     from vidcls.run_dir import RunDir
     from vidcls.training import train

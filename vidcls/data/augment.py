@@ -59,6 +59,18 @@ def take_frames(features: np.ndarray, masks: np.ndarray, positions: np.ndarray) 
     return np.take_along_axis(features, indices[..., None], axis=1), resampled_masks
 
 
+def temporal_crops(features: np.ndarray, masks: np.ndarray, count: int, fraction: float):
+    """`count` windows of `fraction` of each clip, evenly spaced from its start to its end,
+    each resampled back to T frames (the masks mark repeats)."""
+    batch, num_frames = features.shape[:2]
+    length = max(1.0, fraction * num_frames)
+    crops = []
+    for start in np.linspace(0, num_frames - length, count):
+        positions = np.broadcast_to(start + np.linspace(0, length - 1, num_frames), (batch, num_frames))
+        crops.append(take_frames(features, masks, positions))
+    return crops
+
+
 def mixup(features, masks, targets, weights, rng: np.random.Generator, alpha: float):
     """x = l*x + (1-l)*x[perm], same for targets and weights, l ~ Beta(alpha, alpha); a
     frame is real if it is real in either clip."""

@@ -8,6 +8,7 @@ import numpy as np
 
 from vidcls.data.tasks import LabelSpace, encode_labels
 from vidcls.errors import VidclsError
+from vidcls.features import PackedRows, pack_cache, sampled_frame_mask
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,6 @@ def load_labelled_features(cache, clip_ids: list[str], space: LabelSpace | list[
         )
     entries = [by_id[clip_id] for clip_id in clip_ids]
     labels = encode_labels(entries, space if isinstance(space, dict) else {"label": list(space)})
-    from vidcls.features import PackedRows, pack_cache, sampled_frame_mask  # features/ imports data/
-
     if in_memory:
         features = cache.load_all(entries)
     else:

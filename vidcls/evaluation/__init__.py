@@ -1,9 +1,10 @@
 """Evaluation stage: metrics, reports, figures, and the baseline accuracy claims are measured against."""
 
 from vidcls.evaluation.baseline import motion_statistics, motion_statistics_baseline
+from vidcls.evaluation.compare import compare_runs, markdown_table
 from vidcls.evaluation.evaluate import (
     classification_metrics, evaluate, headline, read_metrics, score_predictions, write_evaluation,
 )
 
-__all__ = ["classification_metrics", "evaluate", "headline", "motion_statistics", "motion_statistics_baseline",
+__all__ = ["classification_metrics", "compare_runs", "markdown_table", "evaluate", "headline", "motion_statistics", "motion_statistics_baseline",
            "read_metrics", "score_predictions", "write_evaluation"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vidcls.data import SPLITS, LabelSpace, action_names, load_labelled_features
+from vidcls.data import SPLITS, LabelSpace, action_names, load_labelled_features, temporal_crops
 from vidcls.errors import VidclsError
 from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliability, plot_roc_pr
 from vidcls.evaluation.report import write_report
@@ -18,8 +18,9 @@ from vidcls.features import NOT_FINGERPRINT, FeatureCache
 from vidcls.fileio import atomic_write_json, atomic_writer
 from vidcls.run_dir import RunDir
 
-TOP_K = 5
 TTA_CROP = 0.8  # each test-time crop covers this share of the clip
+
+TOP_K = 5
 
 
 def classification_metrics(labels: np.ndarray, probabilities: np.ndarray, class_names: list[str]) -> dict:
@@ -178,29 +179,15 @@ def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_clas
 def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):
     """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model on
     `clip_ids` of `cache` (default: the run's own), averaged over `tta` temporal crops."""
-    from vidcls.models import load_model
+    from vidcls.models import load_model, outputs_by_target
 
     cache = cache or FeatureCache(run.features()["cache_dir"])
     data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
     features = data.features.astype(np.float32)
-    views = [(features, data.masks)] if tta == 1 else temporal_crops(features, data.masks, tta)
+    views = [(features, data.masks)] if tta == 1 else temporal_crops(features, data.masks, tta, TTA_CROP)
     outputs = [outputs_by_target(model.predict(list(view), verbose=0), space) for view in views]
     return data, {target: np.mean([output[target] for output in outputs], axis=0) for target in space}
-
-
-def temporal_crops(features: np.ndarray, masks: np.ndarray, count: int, fraction: float = TTA_CROP):
-    """`count` windows of `fraction` of each clip, evenly spaced from its start to its end,
-    each resampled back to T frames (the masks mark repeats)."""
-    from vidcls.data.augment import take_frames
-
-    batch, num_frames = features.shape[:2]
-    length = max(1.0, fraction * num_frames)
-    crops = []
-    for start in np.linspace(0, num_frames - length, count):
-        positions = np.broadcast_to(start + np.linspace(0, length - 1, num_frames), (batch, num_frames))
-        crops.append(take_frames(features, masks, positions))
-    return crops
 
 
 def score_predictions(labels: np.ndarray, probabilities: dict[str, np.ndarray], space: LabelSpace, split: str,
@@ -228,13 +215,6 @@ def headline(metrics: dict) -> dict:
     if "binary" in metrics:
         headline["roc_auc"] = metrics["binary"]["roc_auc"]
     return headline
-
-
-def outputs_by_target(outputs, space: LabelSpace) -> dict[str, np.ndarray]:
-    """A model's output (an array, or a dict with several heads) as `{target: float64 [N, K]}`."""
-    if not isinstance(outputs, dict):
-        outputs = {next(iter(space)): outputs}
-    return {target: np.asarray(outputs[target], dtype=np.float64) for target in space}
 
 
 def write_evaluation(out: Path, runs: list[RunDir], metrics: dict, clip_ids: list[str], labels: np.ndarray,

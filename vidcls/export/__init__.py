@@ -1,5 +1,5 @@
 """Export stage: SavedModel and TFLite, with parity checks in the LiteRT interpreter."""
 
-from vidcls.export.exporter import export
+from vidcls.export.exporter import export, export_end_to_end, parse_quantize
 
-__all__ = ["export"]
+__all__ = ["export", "export_end_to_end", "parse_quantize"]

@@ -10,7 +10,6 @@ import numpy as np
 
 from vidcls.data import load_labelled_features
 from vidcls.errors import VidclsError
-from vidcls.evaluation.evaluate import outputs_by_target
 from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
@@ -45,7 +44,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     """
     import tensorflow as tf
 
-    from vidcls.models import load_model, rebuild_for_export
+    from vidcls.models import load_model, outputs_by_target, rebuild_for_export
 
     run = RunDir(run_dir)
     run.require_trained()
@@ -213,7 +212,7 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     import tensorflow as tf
 
     from vidcls.models import rebuild_for_export
-    from vidcls.serving.predictor import Predictor
+    from vidcls.serving import Predictor
 
     run = RunDir(run_dir)
     predictor = Predictor(run.root)  # rebuilds the backbone and checks its weights against the cache's

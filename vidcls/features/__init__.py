@@ -5,10 +5,13 @@ from vidcls.features.cache import NOT_FINGERPRINT, FeatureCache
 from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, encoder_from_fingerprint
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
-from vidcls.features.video import VideoReadError, read_sampled_frames, sampled_frame_mask, segment_centre_indices
+from vidcls.features.video import (
+    VideoReadError, read_clips, read_sampled_frames, sampled_frame_mask, segment_centre_indices, video_timing,
+)
 
 __all__ = [
     "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "VideoReadError",
     "difference_images", "encoder_from_fingerprint",
-    "extract", "get_backbone", "pack_cache", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
+    "extract", "get_backbone", "pack_cache", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
+    "video_timing",
 ]

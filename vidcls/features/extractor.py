@@ -13,13 +13,13 @@ import numpy as np
 
 from vidcls import __version__
 from vidcls.config import FeatureConfig
-from vidcls.data import VideoItem, discover_videos, read_annotations
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
 from vidcls.features.cache import FeatureCache, writer_lock
 from vidcls.features.encoder import ClipEncoder, check_streams
+from vidcls.features.video import SampledClip, VideoReadError, read_clips
 from vidcls.progress import progress_bar
-from vidcls.features.video import ClipRange, SampledClip, VideoReadError, read_clips
+from vidcls.videos import VideoItem, discover_videos, read_annotations
 
 SAMPLING = "segment_centres"
 READ_AHEAD_PER_WORKER = 4  # decoded videos waiting for the backbone; bounds memory
@@ -167,7 +167,7 @@ def _decoded_batches(items: list[VideoItem], config: FeatureConfig, encoder: Cli
         jobs.setdefault(item.video, []).append(item)
 
     def decode(clips: list[VideoItem]):
-        ranges = [ClipRange(item.start_sec, item.end_sec, item.start_frame, item.end_frame) for item in clips]
+        ranges = [item.range for item in clips]
         try:
             results = read_clips(clips[0].video, ranges, config.num_frames, encoder.backbone.image_size,
                                  encoder.difference_gap)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 from vidcls.errors import VidclsError
+from vidcls.videos import ClipRange
 
 
 class VideoReadError(VidclsError):
@@ -96,20 +97,6 @@ def video_timing(path: str | Path) -> tuple[float, int]:
     if not fps or fps <= 0:
         raise VideoReadError("the container reports no frame rate, so windows in seconds cannot be placed")
     return float(fps), total
-
-
-@dataclass(frozen=True)
-class ClipRange:
-    """Which part of a video a clip is: all of it, seconds, or frame indices (end exclusive)."""
-
-    start_sec: float | None = None
-    end_sec: float | None = None
-    start_frame: int | None = None
-    end_frame: int | None = None
-
-    @property
-    def whole(self) -> bool:
-        return self.start_sec is None and self.start_frame is None
 
 
 def read_sampled_frames(path: str | Path, num_frames: int, image_size: int, difference_gap: int = 0) -> SampledClip:

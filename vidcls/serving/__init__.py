@@ -1,5 +1,14 @@
-"""Serving stage: classify video files with a trained run."""
+"""Serving stage: classify video files with a trained run (`Predictor`), and the HTTP API
+over it (`serve`, `create_app`, `Limits`; FastAPI is loaded when one of them is first named)."""
 
 from vidcls.serving.predictor import Predictor
 
-__all__ = ["Predictor"]
+__all__ = ["Limits", "Predictor", "create_app", "serve"]
+
+
+def __getattr__(name: str):
+    if name in ("Limits", "create_app", "serve"):
+        from vidcls.serving import server
+
+        return getattr(server, name)
+    raise AttributeError(f"module 'vidcls.serving' has no attribute '{name}'")

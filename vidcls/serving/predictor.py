@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features import VideoReadError, encoder_from_fingerprint, read_sampled_frames, sampled_frame_mask
-from vidcls.features.video import ClipRange, read_clips, video_timing
+from vidcls.features import (
+    VideoReadError, encoder_from_fingerprint, read_clips, read_sampled_frames, sampled_frame_mask, video_timing,
+)
 from vidcls.run_dir import RunDir
+from vidcls.videos import ClipRange
 
 # Windows per video at most (`predict --window`, `serve ?window=`): each is T frames
 # through the backbone; a tiny stride on a long video would otherwise hold the model for
@@ -142,7 +144,7 @@ class Predictor:
 
     def _probabilities(self, features: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
         """`{target: [n, K]}` for the clips of `features` `[n, T, D]`."""
-        from vidcls.evaluation.evaluate import outputs_by_target
+        from vidcls.models import outputs_by_target
 
         # A direct call: predict() would build a new tf.function per video.
         return outputs_by_target(self.model([features, masks], training=False), self.label_space)

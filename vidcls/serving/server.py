@@ -31,11 +31,12 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from vidcls.videos import VIDEO_SUFFIXES
+
 logger = logging.getLogger("vidcls")
 
 # Browsers and curl send these for video files; octet-stream for "unknown binary".
 VIDEO_TYPES = ("video/", "application/octet-stream")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"}
 # Multipart boundaries, part headers and small form fields on top of the file itself.
 FORM_OVERHEAD_BYTES = 64 * 1024
 MAX_FIELD_BYTES = 1024

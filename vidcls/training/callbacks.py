@@ -161,7 +161,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
             return
         import tensorflow as tf
 
-        from vidcls.evaluation.evaluate import outputs_by_target
+        from vidcls.models import outputs_by_target
 
         outputs = outputs_by_target(self.model.predict(self.val_data, verbose=0), self.space)
         if self._writer is None:

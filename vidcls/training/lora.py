@@ -50,7 +50,7 @@ def apply_lora(model, rank: int, alpha: float = 0.0) -> dict:
 def merge_lora(model):
     """A plain copy of `model` (same class and config, no adapters) whose dense kernels are
     the adapted ones, W + alpha/r A B; every other weight is copied as is."""
-    from vidcls.models.registry import finalize_layers
+    from vidcls.models import finalize_layers
 
     merged_values = {}
     for layer in _lora_layers(model):

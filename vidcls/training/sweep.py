@@ -50,7 +50,7 @@ from keras_tuner.src.engine.trial import TrialStatus
 
 from vidcls.config import ExperimentConfig, load_experiment_config, save_config
 from vidcls.errors import VidclsError
-from vidcls.evaluation.compare import markdown_table
+from vidcls.evaluation import markdown_table
 from vidcls.fileio import atomic_write_bytes, atomic_write_json, atomic_writer, claim_directory
 
 logger = logging.getLogger("vidcls")

@@ -114,7 +114,7 @@ def _fit(config, run, runtime, train_set, val_set, space: LabelSpace, cache: Fea
     import keras
 
     from vidcls.models import adapt_normalization, build_model
-    from vidcls.models.summary import describe_model
+    from vidcls.models import describe_model
     from vidcls.training.callbacks import (
         AtomicBackupAndRestore, BestCheckpoint, EpochSync, LearningRateLogger, PeriodicCheckpoint,
         TensorBoardExtras, ThroughputLogger,
@@ -335,7 +335,7 @@ def _check_model(config: ExperimentConfig, space: LabelSpace, cache: FeatureCach
     """Builds the model once, so a bad hyperparameter or an incompatible --init-from run
     fails before the run directory is written."""
     from vidcls.models import build_model
-    from vidcls.models.transfer import check_source_run
+    from vidcls.models import check_source_run
 
     counts = [len(names) for names in space.values()]
     num_classes = dict(zip(space, counts)) if len(space) > 1 else counts[0]
@@ -346,8 +346,7 @@ def _check_model(config: ExperimentConfig, space: LabelSpace, cache: FeatureCach
 
 
 def _initialise_from(model, source_dir: str) -> None:
-    from vidcls.models import load_model
-    from vidcls.models.transfer import transfer_weights
+    from vidcls.models import load_model, transfer_weights
     from vidcls.run_dir import RunDir
 
     source = load_model(RunDir(source_dir).best_model_path)

@@ -14,8 +14,8 @@ import math
 import re
 from pathlib import Path
 
-from vidcls.data.discovery import VideoItem
 from vidcls.errors import VidclsError
+from vidcls.videos.clips import ClipRange, VideoItem
 
 PATH_COLUMNS = ("path", "video")
 ID_COLUMNS = ("clip_id", "narration_id")
@@ -91,7 +91,7 @@ def _item(path: Path, number: int, row: dict, root: Path) -> VideoItem:
     clip_id = _sanitise(explicit_id) if explicit_id else _derived_id(video, number, start_sec, start_frame)
     return VideoItem(
         clip_id=clip_id, video=str(root / video), label=label, verb=verb, noun=noun,
-        start_sec=start_sec, end_sec=end_sec, start_frame=start_frame, end_frame=end_frame,
+        range=ClipRange(start_sec, end_sec, start_frame, end_frame),
         group=row.get("group") or row.get("participant_id") or row.get("video_id") or None,
     )
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from vidcls.data import SYNTH_CLASSES, discover_videos, synthesize
+from vidcls.videos import SYNTH_CLASSES, discover_videos, synthesize
 from vidcls.errors import VidclsError
 from vidcls.features import read_sampled_frames
 

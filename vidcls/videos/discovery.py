@@ -3,34 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from vidcls.errors import VidclsError
+from vidcls.videos.clips import VideoItem
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp"})
-
-
-@dataclass(frozen=True)
-class VideoItem:
-    """One clip to embed: a whole video, or a segment of one (seconds or frame indices,
-    end exclusive). `verb`/`noun` are set for EPIC-style annotations; `group` keeps clips
-    of one source (video, participant, scene) together when splitting."""
-
-    clip_id: str
-    video: str  # the path as given by the user (data dir or annotations CSV)
-    label: str
-    verb: str | None = None
-    noun: str | None = None
-    start_sec: float | None = None
-    end_sec: float | None = None
-    start_frame: int | None = None
-    end_frame: int | None = None
-    group: str | None = None
-
-    def manifest_fields(self) -> dict:
-        """The fields recorded in manifest.jsonl: the required ones, then those set."""
-        return {key: value for key, value in asdict(self).items() if value is not None}
 
 
 def discover_videos(data_dir: str | Path) -> list[VideoItem]:

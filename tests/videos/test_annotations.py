@@ -1,6 +1,6 @@
 import pytest
 
-from vidcls.data import read_annotations
+from vidcls.videos import read_annotations
 from vidcls.errors import VidclsError
 
 
@@ -14,7 +14,7 @@ def test_whole_videos_relative_to_the_csv(tmp_path):
     items = read_annotations(_csv(tmp_path, "path,label\nfights/a.mp4,fight\ncalm/b.avi,calm\n"))
     assert [(i.clip_id, i.video, i.label) for i in items] == [
         ("fights__a", str(tmp_path / "fights/a.mp4"), "fight"), ("calm__b", str(tmp_path / "calm/b.avi"), "calm")]
-    assert items[0].start_sec is None and items[0].start_frame is None
+    assert items[0].range.whole
 
 
 def test_epic_style_segments_with_verb_and_noun(tmp_path):
@@ -22,14 +22,14 @@ def test_epic_style_segments_with_verb_and_noun(tmp_path):
                                             "P01_01_0,P01_01.mp4,1.5,3.25,open,door,P01\n"
                                             "P01_01_1,P01_01.mp4,4,6,close,door,P01\n"), data_dir="/videos")
     assert items[0].clip_id == "P01_01_0" and items[0].label == "open/door"
-    assert (items[0].verb, items[0].noun, items[0].start_sec, items[0].end_sec) == ("open", "door", 1.5, 3.25)
+    assert (items[0].verb, items[0].noun, items[0].range.start_sec, items[0].range.end_sec) == ("open", "door", 1.5, 3.25)
     assert items[1].video == "/videos/P01_01.mp4" and items[1].group == "P01"
     assert items[0].manifest_fields()["verb"] == "open" and "start_frame" not in items[0].manifest_fields()
 
 
 def test_frame_index_segments_get_distinct_ids(tmp_path):
     items = read_annotations(_csv(tmp_path, "path,start_frame,end_frame,label\nlong.mp4,0,30,a\nlong.mp4,30,60,b\n"))
-    assert [(i.start_frame, i.end_frame) for i in items] == [(0, 30), (30, 60)]
+    assert [(i.range.start_frame, i.range.end_frame) for i in items] == [(0, 30), (30, 60)]
     assert len({i.clip_id for i in items}) == 2
 
 
