@@ -129,14 +129,6 @@ class TrainConfig:
 
 
 @dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    """What `vidcls export` writes."""
-
-    tflite: bool = True
-    parity_samples: int = 256  # test clips compared between Keras and TFLite
-
-
-@dataclasses.dataclass(frozen=True)
 class ExperimentConfig:
     """Everything that defines a training run; written to `RUN_DIR/config.yaml`."""
 
@@ -144,7 +136,6 @@ class ExperimentConfig:
     model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
     train: TrainConfig = dataclasses.field(default_factory=TrainConfig)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
-    export: ExportConfig = dataclasses.field(default_factory=ExportConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -168,15 +159,15 @@ class ExperimentConfig:
 def replace_fields(section, updates: dict[str, Any], section_name: str, source: str):
     """A copy of the dataclass `section` with `{key: value}` updates, each key checked and
     each value coerced to its field's type; errors name `section_name.key` and `source`."""
-    field_types = _field_types(type(section))
+    types_of = field_types(type(section))
     values = {}
     for key, value in updates.items():
-        if key not in field_types:
+        if key not in types_of:
             raise VidclsError(
                 f"Unknown config key '{section_name}.{key}' in {source}; valid keys in "
-                f"'{section_name}': {sorted(field_types)}"
+                f"'{section_name}': {sorted(types_of)}"
             )
-        values[key] = _coerce(value, field_types[key], f"{section_name}.{key}", source)
+        values[key] = _coerce(value, types_of[key], f"{section_name}.{key}", source)
     return dataclasses.replace(section, **values)
 
 
@@ -238,8 +229,9 @@ def experiment_config_from_dict(values: dict, source: str) -> ExperimentConfig:
 
 def _upgrade(flat: dict[str, Any]) -> dict[str, Any]:
     """Keys that earlier vidcls versions wrote into run configs, in today's terms, so old
-    runs stay readable: train.mixed_precision (bool) became train.precision."""
-    flat = dict(flat)
+    runs stay readable: train.mixed_precision (bool) became train.precision; the export
+    section (never read: `vidcls export` takes its settings as flags) is gone."""
+    flat = {key: value for key, value in flat.items() if not key.startswith("export.")}
     if "train.mixed_precision" in flat and "train.precision" not in flat:
         flat["train.precision"] = "mixed_float16" if flat.pop("train.mixed_precision") else "float32"
     return flat
@@ -266,7 +258,7 @@ def _read_yaml(config_file: str) -> dict:
     except yaml.YAMLError as error:
         raise VidclsError(f"Config file {config_file} is not valid YAML: {error}") from None
     if not isinstance(values, dict):
-        raise VidclsError(f"Expected a mapping of sections (data, model, train, augment, export, extract) in "
+        raise VidclsError(f"Expected a mapping of sections (data, model, train, augment, extract) in "
                           f"{config_file}; received {type(values).__name__}")
     return values
 
@@ -280,7 +272,7 @@ def _flatten_yaml(config_file: str) -> dict[str, Any]:
 def _flatten(values: Any, source: str) -> dict[str, Any]:
     if not isinstance(values, dict):
         raise VidclsError(
-            f"Expected a mapping of sections (data, model, train, augment, export) in {source}; "
+            f"Expected a mapping of sections (data, model, train, augment) in {source}; "
             f"received {type(values).__name__}"
         )
     flat = {}
@@ -305,7 +297,7 @@ def _parse_overrides(items: list[str]) -> dict[str, Any]:
     return parsed
 
 
-def _field_types(section_class: type) -> dict[str, Any]:
+def field_types(section_class: type) -> dict[str, Any]:
     hints = typing.get_type_hints(section_class)
     return {field.name: hints[field.name] for field in dataclasses.fields(section_class)}
 

@@ -90,17 +90,18 @@ def _step(message: str) -> None:
 
 def _print_artifacts(work: Path, best_run: Path, accuracy: dict, seconds: float) -> None:
     print(f"\nDemo finished in {seconds:.0f} s. Artifacts:")
+    run = RunDir(best_run)
     for description, path in [
         ("synthetic videos", work / "videos"),
         ("feature cache", work / "cache"),
-        ("trained model", best_run / "best.keras"),
-        ("TensorBoard logs", best_run / "tensorboard"),
-        ("metrics", best_run / "eval" / "metrics.json"),
-        ("evaluation report", best_run / "eval" / "report.md"),
-        ("confusion matrix", best_run / "eval" / "confusion.png"),
-        ("training curves", best_run / "eval" / "curves.png"),
-        ("TFLite model", best_run / "export" / "model_float32.tflite"),
-        ("export report", best_run / "export" / "export_report.json"),
+        ("trained model", run.best_model_path),
+        ("TensorBoard logs", run.tensorboard_dir),
+        ("metrics", run.metrics_path),
+        ("evaluation report", run.eval_dir / "report.md"),
+        ("confusion matrix", run.eval_dir / "confusion.png"),
+        ("training curves", run.eval_dir / "curves.png"),
+        ("TFLite model", run.export_dir / "model_float32.tflite"),
+        ("export report", run.export_report_path),
     ]:
         print(f"  {description:18s} {path}")
     print("\nTest accuracy (synthetic set, classes differ only in time):")

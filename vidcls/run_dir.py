@@ -1,7 +1,9 @@
-"""The run directory contract (ARCHITECTURE.md), read the same way by every stage."""
+"""The run directory contract (docs/architecture.md): every file name of a run, and the
+readers other stages rely on, in one place."""
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -33,6 +35,8 @@ class RunDir:
     tensorboard_dir = property(lambda self: self.root / "tensorboard")
     eval_dir = property(lambda self: self.root / "eval")
     export_dir = property(lambda self: self.root / "export")
+    metrics_path = property(lambda self: self.root / "eval" / "metrics.json")  # of `vidcls evaluate --run-dir`
+    export_report_path = property(lambda self: self.root / "export" / "export_report.json")
 
     def require_trained(self) -> None:
         if not self.best_model_path.is_file():
@@ -68,6 +72,43 @@ class RunDir:
     def features(self) -> dict:
         """`{"cache_dir": ..., "fingerprint": cache.json of the cache the run trained on}`."""
         return self._read_json(self.features_path)
+
+    def cache(self):
+        """The feature cache the run trained on (a `vidcls.features.FeatureCache`)."""
+        from vidcls.features import FeatureCache
+
+        return FeatureCache(self.features()["cache_dir"])
+
+    def held_out_clip_ids(self) -> list[str]:
+        """The clips the run did not learn from: its test split, else its val split; a run
+        that trained on every clip gives its training clips (then say so to the user)."""
+        splits = self.splits()
+        return next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
+
+    def result(self) -> dict:
+        """result.json: what `vidcls train` returned (epochs, best val loss, parameters, seconds)."""
+        return self._read_json(self.result_path)
+
+    def history(self) -> list[dict]:
+        """history.csv's rows (one per epoch, as CSVLogger wrote them: strings, `NA` for a
+        value not measured); empty before the first epoch ends."""
+        if not self.history_path.is_file():
+            return []
+        with self.history_path.open(newline="") as handle:
+            return list(csv.DictReader(handle))
+
+    def metrics(self, required: bool = True) -> dict | None:
+        """eval/metrics.json of `vidcls evaluate`; None when absent and not `required`."""
+        if not self.metrics_path.is_file():
+            if not required:
+                return None
+            raise VidclsError(f"{self.metrics_path} is missing; run `vidcls evaluate --run-dir {self.root}` first")
+        return json.loads(self.metrics_path.read_text())
+
+    def export_report(self) -> dict | None:
+        """export/export_report.json of `vidcls export`, or None before the first export."""
+        path = self.export_report_path
+        return json.loads(path.read_text()) if path.is_file() else None
 
     def _read_json(self, path: Path):
         if not path.is_file():

@@ -208,7 +208,7 @@ def test_an_unreadable_file_is_reported_as_permission_denied(video_dir):
         video = Path(directory) / "secret.mp4"
         shutil.copy(next(video_dir.rglob("*.mp4")), video)
         os.chmod(video, 0)
-        code = ("import os\nfrom vidcls.features.video import VideoReadError, read_clips, ClipRange\n"
+        code = ("import os\nfrom vidcls.features import VideoReadError, read_clips\nfrom vidcls.videos import ClipRange\n"
                 "if os.geteuid() == 0:\n    os.setuid(65534)  # after the imports: nobody may read the venv\n"
                 f"try:\n    read_clips({str(video)!r}, [ClipRange()], 4, 32)\n"
                 "except VideoReadError as error:\n    print(error)\n")
@@ -218,7 +218,8 @@ def test_an_unreadable_file_is_reported_as_permission_denied(video_dir):
 
 
 def test_a_segment_past_the_end_reports_the_last_frame_of_the_video(real_videos):
-    from vidcls.features.video import ClipRange, count_frames, read_clips
+    from vidcls.features.video import count_frames, read_clips
+    from vidcls.videos import ClipRange
 
     video = sorted(real_videos.glob("*.mp4"))[0]
     total = count_frames(video)

@@ -4,12 +4,12 @@ import json
 
 import cv2
 import numpy as np
-import pytest
 
 from tests.conftest import TINY_FEATURES
 from vidcls.config import FeatureConfig
 from vidcls.features import FeatureCache, VideoReadError, extract, segment_centre_indices
-from vidcls.features.video import ClipRange, read_clips
+from vidcls.features import read_clips
+from vidcls.videos import ClipRange
 
 FPS = 10
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from tests.conftest import write_corrupt_video
-from vidcls.videos import discover_videos
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache, VideoReadError
 from vidcls.serving import Predictor

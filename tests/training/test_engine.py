@@ -83,7 +83,7 @@ def test_two_workers_follow_the_one_replica_loss_curve(engine_runs):
 
 
 def test_losses_change_as_computed_by_hand():
-    from vidcls.training.trainer import _loss
+    from vidcls.training.objectives import loss as _loss
 
     targets = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     probabilities = np.array([[0.8, 0.2], [0.4, 0.6]], np.float32)
@@ -105,7 +105,7 @@ def test_losses_change_as_computed_by_hand():
 def test_gradient_accumulation_updates_every_n_batches():
     import keras
 
-    from vidcls.training.trainer import _optimizer
+    from vidcls.training.objectives import optimizer as _optimizer
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     model.compile(optimizer=_optimizer(TrainConfig(grad_accum_steps=2, warmup_epochs=0), steps_per_epoch=10),

@@ -1,4 +1,3 @@
-import numpy as np
 import pytest
 
 from vidcls.videos import SYNTH_CLASSES, discover_videos, synthesize

@@ -1,10 +1,11 @@
 """Evaluation stage: metrics, reports, figures, and the baseline accuracy claims are measured against."""
 
 from vidcls.evaluation.baseline import motion_statistics, motion_statistics_baseline
-from vidcls.evaluation.compare import compare_runs, markdown_table
+from vidcls.evaluation.compare import compare_runs, markdown_table, write_csv
+from vidcls.evaluation.report import describe_metrics
 from vidcls.evaluation.evaluate import (
     classification_metrics, evaluate, headline, read_metrics, score_predictions, write_evaluation,
 )
 
-__all__ = ["classification_metrics", "compare_runs", "markdown_table", "evaluate", "headline", "motion_statistics", "motion_statistics_baseline",
-           "read_metrics", "score_predictions", "write_evaluation"]
+__all__ = ["classification_metrics", "compare_runs", "describe_metrics", "markdown_table", "evaluate", "headline", "motion_statistics", "motion_statistics_baseline",
+           "read_metrics", "score_predictions", "write_csv", "write_evaluation"]

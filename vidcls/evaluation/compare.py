@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
+import csv
 from pathlib import Path
 
 from vidcls.errors import VidclsError
+from vidcls.fileio import atomic_writer
 from vidcls.run_dir import RunDir
 
 NOT_EVALUATED = "-"
@@ -25,10 +26,9 @@ def compare_runs(run_dirs: list[str | Path]) -> list[dict]:
         run.require_trained()
         if not run.result_path.is_file():
             raise VidclsError(f"{run.root} has no result.json; was its training interrupted?")
-        config, result = run.config(), json.loads(run.result_path.read_text())
+        config, result = run.config(), run.result()
         fingerprint = run.features()["fingerprint"]
-        metrics_path = run.eval_dir / "metrics.json"
-        metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+        metrics = run.metrics(required=False) or {}
         rows.append({
             "run": str(run.root),
             "model": config.model.name,
@@ -46,6 +46,14 @@ def compare_runs(run_dirs: list[str | Path]) -> list[dict]:
             "macro_f1": _round(metrics.get("macro_f1"), 1, 4),
         })
     return rows
+
+
+def write_csv(rows: list[dict], path: str | Path) -> None:
+    """The table of `compare_runs` as CSV, one row per run."""
+    with atomic_writer(Path(path), newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def markdown_table(rows: list[dict]) -> str:

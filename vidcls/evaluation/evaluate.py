@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import json
 import warnings
 from pathlib import Path
 
@@ -112,7 +111,7 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
         cache_dir: score every clip of this cache instead of a split of the run's own
             (e.g. other scenes, extracted with the same settings); `split` is then unused.
 
-    Returns the metrics written to `metrics.json`. With several targets (verb + noun),
+    Returns the metrics written to `metrics.json`, and `out_dir`. With several targets (verb + noun),
     the headline metrics are those of the action and `targets` holds each target's.
     """
     if split not in SPLITS:
@@ -146,7 +145,7 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
             for run, member in zip(runs, members)}
     out = Path(out_dir) if out_dir else (runs[0].eval_dir if len(runs) == 1 else runs[0].root / "eval_ensemble")
     write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space)
-    return metrics
+    return {**metrics, "out_dir": str(out)}
 
 
 def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_class, target_recall, target_fpr) -> dict:
@@ -173,7 +172,7 @@ def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_clas
     write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space,
                      note=f"Every clip of the cache `{cache_dir}`, scored by " + ", ".join(f"`{run.root}`" for run in runs)
                      + (" (ensemble: mean of the members' probabilities)." if len(runs) > 1 else "."))
-    return metrics
+    return {**metrics, "out_dir": str(out)}
 
 
 def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):
@@ -181,7 +180,7 @@ def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int
     `clip_ids` of `cache` (default: the run's own), averaged over `tta` temporal crops."""
     from vidcls.models import load_model, outputs_by_target
 
-    cache = cache or FeatureCache(run.features()["cache_dir"])
+    cache = cache or run.cache()
     data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
     features = data.features.astype(np.float32)
@@ -263,7 +262,7 @@ def write_evaluation(out: Path, runs: list[RunDir], metrics: dict, clip_ids: lis
         target = next(iter(space))
         plot_roc_pr(labels[:, 0], probabilities[target], metrics["binary"], out / "roc_pr.png")
         figures.append(("ROC and precision-recall curves", "roc_pr.png"))
-    if len(runs) == 1 and plot_curves(runs[0].history_path, out / "curves.png"):
+    if len(runs) == 1 and plot_curves(runs[0].history(), out / "curves.png"):
         figures.append(("training curves", "curves.png"))
     write_report(out / "report.md", runs, metrics, figures, note)
 
@@ -277,7 +276,4 @@ def _without_tables(metrics: dict) -> dict:
 
 
 def read_metrics(run_dir: str | Path) -> dict:
-    path = RunDir(run_dir).eval_dir / "metrics.json"
-    if not path.is_file():
-        raise VidclsError(f"{path} is missing; run `vidcls evaluate --run-dir {run_dir}` first")
-    return json.loads(path.read_text())
+    return RunDir(run_dir).metrics()

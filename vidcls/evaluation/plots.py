@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from pathlib import Path
@@ -43,12 +42,9 @@ def plot_confusion(counts: np.ndarray, class_names: list[str], path: Path, title
     plt.close(figure)
 
 
-def plot_curves(history_path: Path, path: Path) -> bool:
-    """Loss, accuracy and learning rate per epoch from `history.csv`; False if absent."""
-    if not history_path.is_file():
-        return False
-    with history_path.open() as handle:
-        rows = list(csv.DictReader(handle))
+def plot_curves(rows: list[dict], path: Path) -> bool:
+    """Loss, accuracy and learning rate per epoch from history.csv's `rows` (`RunDir.history()`);
+    False if there are none."""
     if not rows:
         return False
     plt = _pyplot()

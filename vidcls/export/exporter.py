@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import numpy as np
 
 from vidcls.data import load_labelled_features
 from vidcls.errors import VidclsError
-from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 
@@ -48,8 +46,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
 
     run = RunDir(run_dir)
     run.require_trained()
-    features_info = run.features()
-    fingerprint = features_info["fingerprint"]
+    fingerprint = run.features()["fingerprint"]
     num_frames, feature_dim = int(fingerprint["num_frames"]), int(fingerprint["feature_dim"])
     trained = load_model(run.best_model_path)
     model = rebuild_for_export(trained, num_frames)
@@ -62,13 +59,13 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         tf.TensorSpec([None, num_frames], tf.float32, name="mask"),
     ]])
     space = run.label_space()
-    samples, masks = _parity_features(run, features_info, parity_samples, space)
+    samples, masks = _parity_features(run, parity_samples, space)
     # Against the trained model itself, not the rebuild: the file must agree with what was trained.
     reference = outputs_by_target(trained.predict([samples, masks], verbose=0), space)
     report_variants = []
     for name in variants:
         path = out / f"model_{name}.tflite"
-        atomic_write_bytes(path, _convert(saved_model, name, _representative(run, features_info, space) if name == "int8" else None))
+        atomic_write_bytes(path, _convert(saved_model, name, _representative(run, space) if name == "int8" else None))
         report_variants.append({"name": name, "path": path.name, "size_bytes": path.stat().st_size,
                                 **_check_tflite(path, {"features": samples, "mask": masks}, reference)})
     float_size = report_variants[0]["size_bytes"]
@@ -94,7 +91,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         **{key: fingerprint[key] for key in ("difference_gap", "difference_gain", "grid") if key in fingerprint},
     })
     report = {"saved_model": SAVED_MODEL_DIR, "parity_samples": int(len(samples)), "variants": report_variants}
-    atomic_write_json(out / "export_report.json", report)
+    atomic_write_json(run.export_report_path, report)
     return report
 
 
@@ -117,10 +114,10 @@ def _convert(saved_model: Path, variant: str, representative=None) -> bytes:
     return converter.convert()
 
 
-def _representative(run: RunDir, features_info: dict, space: dict):
+def _representative(run: RunDir, space: dict):
     """A generator of training clips `{"features", "mask"}` for int8 calibration."""
     clip_ids = run.splits()["train"][:REPRESENTATIVE_CLIPS]
-    data = load_labelled_features(FeatureCache(features_info["cache_dir"]), clip_ids, space)
+    data = load_labelled_features(run.cache(), clip_ids, space)
 
     def clips():
         for features, mask in zip(data.features, data.masks):
@@ -137,14 +134,12 @@ def _output_metadata(space: dict) -> dict:
             "action": "the pair of the targets' top classes, " + " + ".join(space)}
 
 
-def _parity_features(run: RunDir, features_info: dict, limit: int, space: dict) -> tuple[np.ndarray, np.ndarray]:
+def _parity_features(run: RunDir, limit: int, space: dict) -> tuple[np.ndarray, np.ndarray]:
     """Held-out clips (test, else val, else train) as the Keras and TFLite inputs."""
-    splits = run.splits()
-    clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
+    clip_ids = run.held_out_clip_ids()
     if not clip_ids:
         raise VidclsError(f"{run.splits_path} lists no clips to check the exported model on")
-    cache = FeatureCache(features_info["cache_dir"])
-    data = load_labelled_features(cache, clip_ids[:limit], space)
+    data = load_labelled_features(run.cache(), clip_ids[:limit], space)
     return data.features.astype(np.float32), data.masks
 
 
@@ -265,20 +260,16 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     entry = {"name": "end_to_end_float32", "path": path.name, "size_bytes": path.stat().st_size,
              "inputs": {name: [1, *values.shape[1:]] for name, values in inputs.items()},
              "streams": list(encoder.streams), "checked_on_videos": len(clips), **checked}
-    report_path = out / "export_report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {"variants": []}
+    report = run.export_report() or {"variants": []}
     report["end_to_end"] = entry
-    atomic_write_json(report_path, report)
+    atomic_write_json(run.export_report_path, report)
     return entry
 
 
 def _held_out_clips(run: RunDir, predictor, limit: int) -> list:
     """The first held-out videos (test, else val), decoded as `vidcls predict` reads them."""
-    cache = FeatureCache(run.features()["cache_dir"])
-    by_id = {entry["clip_id"]: entry for entry in cache.entries}
-    splits = run.splits()
-    clip_ids = next((splits[name] for name in ("test", "val", "train") if splits.get(name)), [])
-    videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in clip_ids))[:limit]
+    by_id = {entry["clip_id"]: entry for entry in run.cache().entries}
+    videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in run.held_out_clip_ids()))[:limit]
     if not videos:
         raise VidclsError(f"{run.root} has no held-out video to check the end-to-end model on")
     return [predictor.read(video) for video in videos]
@@ -287,3 +278,17 @@ def _held_out_clips(run: RunDir, predictor, limit: int) -> list:
 def _as_target_probabilities(result: dict, target: str, space: dict) -> np.ndarray:
     values = result["targets"][target] if "targets" in result else result
     return np.array([values["probabilities"][name] for name in space[target]])
+
+
+def describe_export(report: dict, run_dir: str | Path) -> str:
+    """The lines `vidcls export` prints for an export report (export_report.json)."""
+    lines = [f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
+             f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
+             f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}" for variant in report["variants"]]
+    entry = report.get("end_to_end")
+    if entry:
+        lines.append(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls predict "
+                     f"{entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| "
+                     f"{entry['max_abs_diff']:.2e}, {entry['latency_ms']:.1f} ms/clip")
+    lines.append(f"report: {RunDir(run_dir).export_report_path}")
+    return "\n".join(lines)

@@ -1,13 +1,14 @@
 """Serving stage: classify video files with a trained run (`Predictor`), and the HTTP API
-over it (`serve`, `create_app`, `Limits`; FastAPI is loaded when one of them is first named)."""
+over it (`serve`, `create_app`, with `Limits`; FastAPI is loaded when one of them is first named)."""
 
-from vidcls.serving.predictor import Predictor
+from vidcls.serving.limits import Limits
+from vidcls.serving.predictor import Predictor, describe_prediction
 
-__all__ = ["Limits", "Predictor", "create_app", "serve"]
+__all__ = ["Limits", "Predictor", "create_app", "describe_prediction", "serve"]
 
 
 def __getattr__(name: str):
-    if name in ("Limits", "create_app", "serve"):
+    if name in ("create_app", "serve"):
         from vidcls.serving import server
 
         return getattr(server, name)

@@ -185,3 +185,22 @@ def merge_events(windows: list[dict]) -> list[dict]:
     return [{"label": event["label"], "start_sec": event["start_sec"], "end_sec": event["end_sec"],
              "windows": len(event["scores"]), "mean_score": float(np.mean(event["scores"])),
              "max_score": float(np.max(event["scores"]))} for event in events]
+
+
+def describe_prediction(result: dict) -> str:
+    """The lines `vidcls predict` prints for one video's result (`Predictor.predict` or
+    `predict_windows`)."""
+    video = result["video"]
+    if "events" in result:
+        lines = [f"{video}: {result['label']} ({result['score']:.3f}) over {len(result['windows'])} windows"]
+        lines += [f"  {event['start_sec']:8.2f}-{event['end_sec']:8.2f} s  {event['label']}  (mean "
+                  f"{event['mean_score']:.3f}, max {event['max_score']:.3f}, {event['windows']} windows)"
+                  for event in result["events"]]
+        return "\n".join(lines)
+    return f"{video}: {result['label']} ({result['score']:.3f})  {_scores_text(result)}"
+
+
+def _scores_text(result: dict) -> str:
+    if "targets" in result:
+        return "  ".join(f"{target}: {_scores_text(values)}" for target, values in result["targets"].items())
+    return " ".join(f"{name}={p:.3f}" for name, p in result["probabilities"].items())

@@ -31,6 +31,8 @@ from pathlib import Path
 from fastapi import FastAPI, HTTPException, Query, Request
 from fastapi.concurrency import run_in_threadpool
 
+from vidcls.errors import VidclsError
+from vidcls.serving.limits import Limits
 from vidcls.videos import VIDEO_SUFFIXES
 
 logger = logging.getLogger("vidcls")
@@ -43,36 +45,6 @@ MAX_FIELD_BYTES = 1024
 MAX_NAME_CHARS = 255  # of the file name echoed back
 # On a refusal mid-body: the server closes the connection instead of reading the rest.
 CLOSE = {"Connection": "close"}
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may cost the server (flags of `vidcls serve`).
-
-    Args:
-        max_upload_mb: size of the uploaded video.
-        max_windows: sliding windows per video (`?window=`).
-        idle_timeout: seconds the body may stall between two chunks.
-        upload_timeout: seconds the whole body may take.
-        max_concurrent: uploads received and processed at once; more get 503.
-        max_upload_disk_mb: bytes of all uploads on disk at once (0: twice
-            `max_upload_mb`); an upload that would pass it gets 503.
-    """
-
-    max_upload_mb: float = 200.0
-    max_windows: int = 200
-    idle_timeout: float = 15.0
-    upload_timeout: float = 300.0
-    max_concurrent: int = 8
-    max_upload_disk_mb: float = 0.0
-
-    @property
-    def max_upload_bytes(self) -> int:
-        return int(self.max_upload_mb * 1e6)
-
-    @property
-    def max_disk_bytes(self) -> int:
-        return int((self.max_upload_disk_mb or 2 * self.max_upload_mb) * 1e6)
 
 
 class _DiskBudget:
@@ -95,7 +67,6 @@ class _DiskBudget:
 def create_app(run_dir: str | Path, max_upload_mb: float | None = None, weights: str | None = None,
                limits: Limits | None = None):
     """The FastAPI application serving `run_dir` (loaded once, at creation)."""
-    from vidcls.errors import VidclsError
     from vidcls.features import VideoReadError
     from vidcls.serving.predictor import Predictor
 

@@ -9,7 +9,6 @@ therefore cannot tell the members of a pair apart; a temporal model can.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
