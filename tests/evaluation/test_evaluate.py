@@ -180,11 +180,12 @@ def test_a_run_is_scored_on_every_clip_of_another_cache_made_the_same_way(traine
 def test_curves_of_a_run_without_validation(tmp_path):
     # CSVLogger writes val_* as NA when a run has no validation split (data.val_fraction 0).
     from vidcls.evaluation.plots import plot_curves
+    from vidcls.run_dir import RunDir
 
-    history = tmp_path / "history.csv"
-    history.write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_learning_rate,val_loss\n"
-                       "0,0.5,0.0005,1.04,NA,NA,NA\n1,0.68,0.001,0.77,NA,NA,NA\n")
-    assert plot_curves(history, tmp_path / "curves.png")
+    run = RunDir(tmp_path)
+    run.history_path.write_text("epoch,accuracy,learning_rate,loss,val_accuracy,val_learning_rate,val_loss\n"
+                                "0,0.5,0.0005,1.04,NA,NA,NA\n1,0.68,0.001,0.77,NA,NA,NA\n")
+    assert plot_curves(run.history(), tmp_path / "curves.png")
     assert (tmp_path / "curves.png").read_bytes()[:8] == PNG_SIGNATURE
 
 

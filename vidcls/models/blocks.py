@@ -165,24 +165,12 @@ class TemporalClassifier(keras.Model):
         return {"name": self.name, "trainable": self.trainable, **self._hyperparameters}
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        """Keras 3.15 builds the metrics before `fit` from a batch it first reduces across
-        replicas with `strategy.reduce`, which fails under MultiWorkerMirroredStrategy
-        ("Attempt to convert a value (PerReplica ...)", keras-team/keras#20585). Only
-        shapes and dtypes matter there, so under that strategy this builds from this
-        worker's first replica's batch instead; elsewhere Keras's own code runs."""
-        import tensorflow as tf
+        """Keras 3.15 fails to build metrics under MultiWorkerMirroredStrategy
+        (keras-team/keras#20585); see vidcls.keras_compat.build_from_local_replica."""
+        from vidcls.keras_compat import build_from_local_replica
 
-        strategy = getattr(self, "_distribute_strategy", None)
-        if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-        for _, _, batches in iterator:
-            batch = next(batches)
-            data_batch = tf.nest.map_structure(
-                lambda value: strategy.experimental_local_results(value)[0]
-                if isinstance(value, tf.distribute.DistributedValues) else value, batch)
-            break
-        with strategy.scope():
-            self._symbolic_build(data_batch=data_batch)
+        build_from_local_replica(self, iterator, lambda: super(TemporalClassifier, self)._maybe_symbolic_build(
+            iterator=iterator, data_batch=data_batch))
 
 
 def masked_mean(x, valid, suffix: str = ""):

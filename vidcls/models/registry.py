@@ -8,6 +8,7 @@ import logging
 import keras
 
 from vidcls.config import ModelConfig
+from vidcls.keras_compat import flatten_layers
 from vidcls.errors import VidclsError
 from vidcls.models.attention_lstm import AttentionLSTMClassifier
 from vidcls.models.mean_pool import MeanPoolClassifier
@@ -107,7 +108,7 @@ def finalize_layers(model) -> None:
     """Makes layers that cache state derived from their variables (Normalization keeps its
     mean and variance as tensors made from them) rebuild it after `set_weights` or
     `assign`; otherwise the copy would still normalise with the statistics it was built with."""
-    for layer in model._flatten_layers(include_self=False):
+    for layer in flatten_layers(model):
         if hasattr(layer, "finalize_state"):
             layer.finalize_state()
 

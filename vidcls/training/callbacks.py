@@ -16,6 +16,8 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from vidcls.keras_compat import set_initial_epoch
+
 
 class LearningRateLogger(keras.callbacks.Callback):
     """Adds `learning_rate`, the optimizer's rate at the end of the epoch, to the logs."""
@@ -241,4 +243,4 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if self.model.optimizer is not None and not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)  # its slots are in the file too
         self.model.load_weights(str(Path(self.backup_dir) / state["weights"]))
-        self.model._initial_epoch = int(state["epoch"])  # how Keras's own callback tells fit() where to start
+        set_initial_epoch(self.model, state["epoch"])  # as Keras's own callback tells fit() where to start

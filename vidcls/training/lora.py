@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from vidcls.errors import VidclsError
+from vidcls.keras_compat import base_kernel, flatten_layers
 
 LORA_VARIABLES = ("lora_kernel_a", "lora_kernel_b")
 
@@ -18,7 +19,7 @@ LORA_VARIABLES = ("lora_kernel_a", "lora_kernel_b")
 def _lora_layers(model) -> list:
     import keras
 
-    return [layer for layer in model._flatten_layers(include_self=False)
+    return [layer for layer in flatten_layers(model)
             if isinstance(layer, (keras.layers.Dense, keras.layers.EinsumDense)) and layer.built]
 
 
@@ -55,7 +56,7 @@ def merge_lora(model):
     merged_values = {}
     for layer in _lora_layers(model):
         if getattr(layer, "lora_enabled", False):
-            merged_values[layer._kernel.path] = np.asarray(layer.kernel)
+            merged_values[base_kernel(layer).path] = np.asarray(layer.kernel)
     plain = type(model).from_config(model.get_config())
     sources = {variable.path: variable for variable in model.weights if not variable.path.endswith(LORA_VARIABLES)}
     for variable in plain.weights:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from vidcls.config import TrainConfig
 from vidcls.errors import VidclsError
+from vidcls.keras_compat import patch_multi_worker_reduce
 
 logger = logging.getLogger("vidcls")
 
@@ -88,7 +89,7 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
         if config.devices:
             notes.append(f"train.devices={config.devices} is ignored under TF_CONFIG: each worker uses all its GPUs (or its CPU)")
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        _patch_keras_multi_worker_reduce()
+        patch_multi_worker_reduce()
     else:
         devices = _devices(config.devices, gpus)
         strategy = tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.get_strategy()
@@ -162,33 +163,3 @@ def _cluster() -> dict | None:
     is_chief = task_type == "chief" or (task_type == "worker" and index == 0 and "chief" not in cluster)
     position = index + (1 if task_type == "worker" and "chief" in cluster else 0)
     return {"workers": workers, "worker_index": position, "is_chief": is_chief}
-
-
-def _patch_keras_multi_worker_reduce() -> None:
-    """Keras 3.15's training step averages each replica's logs under a multi-worker
-    strategy with `strategy.reduce("MEAN", value, axis=0)`, which fails for the scalar
-    loss and metrics ("Invalid reduction dimension 0 for input with 0 dimensions",
-    keras-team/keras#20585). This wraps Keras's `reduce_per_replica` so that, under
-    MultiWorkerMirroredStrategy only, scalars are averaged across replicas (axis None);
-    everything else goes to Keras's own function."""
-    import tensorflow as tf
-    from keras.src.backend.tensorflow import trainer as keras_trainer
-
-    original = keras_trainer.reduce_per_replica
-    if getattr(original, "_vidcls_patched", False):
-        return
-
-    def reduce_per_replica(values, strategy, reduction):
-        if reduction not in ("auto", "mean") or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-            return original(values, strategy, reduction)
-
-        def reduce(value):
-            if not isinstance(value, tf.distribute.DistributedValues):
-                return value
-            rank = strategy.experimental_local_results(value)[0].shape.rank
-            return strategy.reduce("MEAN", value, axis=0 if rank else None)
-
-        return tf.nest.map_structure(reduce, values)
-
-    reduce_per_replica._vidcls_patched = True
-    keras_trainer.reduce_per_replica = reduce_per_replica

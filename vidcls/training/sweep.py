@@ -12,7 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import keras_tuner
-from keras_tuner.src.engine.trial import TrialStatus
+from keras_tuner.engine.trial import TrialStatus
 
 from vidcls.config import ExperimentConfig, save_config
 from vidcls.errors import VidclsError

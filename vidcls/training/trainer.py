@@ -18,6 +18,7 @@ from vidcls.data import BatchSource, LabelSpace, build_label_space, label_space_
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_json
+from vidcls.keras_compat import check_private_symbols
 from vidcls.run_dir import RunDir
 from vidcls.training.budget import features_fit_in_memory
 from vidcls.training.checks import check_existing_run, check_finished, check_model, check_options, check_settings
@@ -65,6 +66,7 @@ def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> Tr
     if finished is not None:
         return finished
     check_settings(config)
+    check_private_symbols()  # a Keras upgrade that removed one fails here, by name, not mid-run
     cache = FeatureCache(config.data.cache_dir)
     space = build_label_space(cache.entries, config.data.targets, str(cache.root))
     splits = load_or_make_splits(run, cache, config)
