@@ -76,6 +76,7 @@ def test_run_configs_of_earlier_versions_still_load(tmp_path):
     old = ExperimentConfig().to_dict()
     old["train"].pop("precision")
     old["train"]["mixed_precision"] = True  # as vidcls wrote it before train.precision existed
+    old["export"] = {"tflite": True, "parity_samples": 256}  # a section that was never read, since removed
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(old))
     assert read_config(tmp_path / "config.yaml").train.precision == "mixed_float16"
 
@@ -98,3 +99,30 @@ def test_one_recipe_file_serves_extract_and_train(tmp_path):
         load_feature_config(None, overrides=["train.epochs=3"])
     with pytest.raises(VidclsError, match="Expected int for config key 'extract.grid' in --set; received 'two'"):
         load_feature_config(None, overrides=["extract.grid=two"])
+
+
+def test_flags_take_type_and_shown_default_from_the_dataclasses(tmp_path):
+    """One place for defaults: the dataclass. A flag not given is None, so it does not
+    overwrite a --config file's value with a default."""
+    import argparse
+
+    from vidcls.flags import EXTRACT_FLAGS, RUN_FLAGS, add_flags, flag_values
+
+    parser = argparse.ArgumentParser()
+    add_flags(parser, EXTRACT_FLAGS)
+    text = parser.format_help()
+    defaults = FeatureConfig()
+    assert f"(default {defaults.num_frames})" in text and f"(default {defaults.difference_gain})" in text
+    assert flag_values(parser.parse_args([]), EXTRACT_FLAGS) == {}
+    given = flag_values(parser.parse_args(["--num-frames", "8", "--workers", "3", "--overwrite"]), EXTRACT_FLAGS)
+    assert given == {"extract.num_frames": 8, "extract.decode_workers": 3, "extract.overwrite": True}
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--num-frames", "eight"])  # typed as the field is
+    train = argparse.ArgumentParser()
+    for flags in RUN_FLAGS.values():
+        add_flags(train, flags)
+    assert f"(default {ExperimentConfig().train.learning_rate})" in train.format_help()
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("train:\n  epochs: 7\n")
+    flags = {key: value for table in RUN_FLAGS.values() for key, value in flag_values(train.parse_args([]), table).items()}
+    assert load_experiment_config(str(recipe), flags).train.epochs == 7

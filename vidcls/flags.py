@@ -1,6 +1,6 @@
 """Command-line flags that set config keys, built from the config dataclasses: each flag's
 type and the default its help shows come from the field, so defaults live in one place
-(vidcls/config.py). Used by every command that takes `--config`/`--set`."""
+(vidcls/config/sections.py). Used by every command that takes `--config`/`--set`."""
 
 from __future__ import annotations
 
