@@ -5,6 +5,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "vidcls"
+MAX_LINES = 330
 
 
 def _stage(path: Path) -> str:
@@ -67,6 +68,14 @@ def test_stages_depend_on_each_other_without_cycles():
         visit(stage, [])
     # The layering docs/architecture.md describes: videos below features below data.
     assert "data" not in edges["features"] and "features" not in edges["videos"]
+
+
+def test_no_module_grows_past_about_300_lines():
+    """Large modules were doing several jobs at once (the trainer did six); a module that
+    grows past this is a sign to split it by job."""
+    long = {str(path.relative_to(PACKAGE.parent)): count for path in _modules()
+            if (count := len(path.read_text().splitlines())) > MAX_LINES}
+    assert not long, long
 
 
 def test_the_checks_themselves_notice_a_crossing(tmp_path):

@@ -32,7 +32,7 @@ logger = logging.getLogger("vidcls")
 
 
 class FeatureCache:
-    """Reads and writes one feature cache directory (see ARCHITECTURE.md).
+    """Reads and writes one feature cache directory (see docs/architecture.md).
 
     Args:
         cache_dir: the directory `vidcls extract` wrote.
@@ -44,16 +44,23 @@ class FeatureCache:
 
     def __init__(self, cache_dir: str | Path):
         self.root = Path(cache_dir)
-        info_path = self.root / CACHE_FILE
+        info_path = self.info_path
         if not info_path.is_file():
             raise VidclsError(
                 f"{self.root} is not a feature cache: {info_path} is missing "
                 "(create one with `vidcls extract --data-dir DIR --cache-dir DIR`)"
             )
         self.info: dict = _read_info(info_path)
-        self.entries: list[dict] = _unique_entries(_read_jsonl(self.root / MANIFEST_FILE), self.root / MANIFEST_FILE)
+        self.entries: list[dict] = _unique_entries(_read_jsonl(self.manifest_path), self.manifest_path)
         self._manifest_read_to = 0  # bytes of the manifest this process has seen (see write_clip)
         self._clip_ids = {entry["clip_id"] for entry in self.entries}
+
+    # Every file name of a cache (the directory contract, docs/architecture.md).
+    info_path = property(lambda self: self.root / CACHE_FILE)
+    manifest_path = property(lambda self: self.root / MANIFEST_FILE)
+    failures_path = property(lambda self: self.root / FAILURES_FILE)
+    features_dir = property(lambda self: self.root / FEATURES_DIR)
+    packed_dir = property(lambda self: self.root / PACKED_DIR)
 
     @property
     def feature_shape(self) -> tuple[int, int]:
@@ -100,7 +107,7 @@ class FeatureCache:
     def has_clip(self, clip_id: str) -> bool:
         """Whether `clip_id` is recorded, by this process or by another writing the same
         cache (a shard, or a second `extract` into it)."""
-        with locked(self.root / MANIFEST_FILE):
+        with locked(self.manifest_path):
             self._catch_up()
         return clip_id in self._clip_ids
 
@@ -120,7 +127,7 @@ class FeatureCache:
         np.save(buffer, features.astype(np.float16), allow_pickle=False)
         atomic_write_bytes(self.root / relative, buffer.getvalue())
         record = {**entry, "feature_path": relative, "feature_shape": list(expected)}
-        manifest_path = self.root / MANIFEST_FILE
+        manifest_path = self.manifest_path
         with locked(manifest_path):
             self._catch_up()
             if entry["clip_id"] in self._clip_ids:
@@ -137,7 +144,7 @@ class FeatureCache:
     def _catch_up(self) -> None:
         """Reads the manifest lines appended since this process last looked (call under
         the manifest lock)."""
-        path = self.root / MANIFEST_FILE
+        path = self.manifest_path
         if not path.is_file():
             return
         with path.open("rb") as handle:
@@ -155,7 +162,7 @@ class FeatureCache:
     def record_failures(self, failures: Iterable[dict], retried: set[str]) -> None:
         """Replaces the failures of the videos this run tried (`retried`) with `failures`,
         keeping those other processes (shards) recorded for other videos."""
-        path = self.root / FAILURES_FILE
+        path = self.failures_path
         with locked(path):
             kept = [failure for failure in _read_jsonl(path) if failure["video"] not in retried]
             lines = "".join(json.dumps(failure) + "\n" for failure in [*kept, *failures])
@@ -165,18 +172,18 @@ class FeatureCache:
         """The `.npy` file of a manifest entry, which must lie inside the cache's features/."""
         relative = str(entry.get("feature_path", ""))
         path = self.root / relative
-        inside = (self.root / FEATURES_DIR).resolve()
+        inside = self.features_dir.resolve()
         if not relative or Path(relative).is_absolute() or inside not in path.resolve().parents:
             raise VidclsError(
-                f"Clip {entry.get('clip_id')!r} in {self.root / MANIFEST_FILE} has feature_path {relative!r}; expected "
-                f"a file inside {self.root / FEATURES_DIR} (a path leading elsewhere is not followed)")
+                f"Clip {entry.get('clip_id')!r} in {self.manifest_path} has feature_path {relative!r}; expected "
+                f"a file inside {self.features_dir} (a path leading elsewhere is not followed)")
         return path
 
     def load_features(self, entry: dict) -> np.ndarray:
         """Loads one clip's features, checking shape, dtype and finiteness against `cache.json`."""
         path = self.feature_file(entry)
         if not path.is_file():
-            raise VidclsError(f"Feature file {path} listed in {self.root / MANIFEST_FILE} is missing; re-run vidcls extract")
+            raise VidclsError(f"Feature file {path} listed in {self.manifest_path} is missing; re-run vidcls extract")
         try:
             features = np.load(path, allow_pickle=False)
         except (ValueError, OSError) as error:

@@ -15,7 +15,7 @@ from vidcls import __version__
 from vidcls.config import FeatureConfig
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
-from vidcls.features.cache import FeatureCache, writer_lock
+from vidcls.features.cache import FAILURES_FILE, FeatureCache, writer_lock
 from vidcls.features.encoder import ClipEncoder, check_streams
 from vidcls.features.video import SampledClip, VideoReadError, read_clips
 from vidcls.progress import progress_bar
@@ -55,7 +55,7 @@ class ExtractSummary:
         ]
         lines += [f"  failed: {failure['video']}: {failure['reason']}" for failure in self.failures]
         if self.failures:
-            lines.append(f"  (listed in {self.cache_dir / 'failures.jsonl'})")
+            lines.append(f"  (listed in {self.cache_dir / FAILURES_FILE})")
         if self.degenerate:
             lines.append(
                 f"warning: the features hardly vary between clips (std {self.feature_std:.2g}); a model "

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features.cache import PACKED_DIR, fingerprint_digest
+from vidcls.features.cache import fingerprint_digest
 from vidcls.fileio import atomic_write_json, locked, temp_name
 
 PACKED_FILE = "features.npy"
@@ -80,7 +80,7 @@ def pack_cache(cache, progress: bool = False) -> tuple[Path, dict[str, int]]:
     """
     from vidcls.progress import progress_bar
 
-    directory = cache.root / PACKED_DIR
+    directory = cache.packed_dir
     directory.mkdir(exist_ok=True)
     path, index_path = directory / PACKED_FILE, directory / PACKED_INDEX
     digest = _cache_digest(cache)
@@ -133,7 +133,7 @@ def _cache_digest(cache) -> str:
         try:
             stat = path.stat()
         except FileNotFoundError:
-            raise VidclsError(f"Feature file {path} listed in {cache.root}/manifest.jsonl is missing; "
+            raise VidclsError(f"Feature file {path} listed in {cache.manifest_path} is missing; "
                               "re-run vidcls extract") from None
         digest.update(f"{entry['clip_id']}\0{entry['feature_path']}\0{entry['feature_shape']}\0"
                       f"{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
