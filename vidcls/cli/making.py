@@ -169,9 +169,9 @@ def add_sweep(commands) -> None:
 
 
 def _sweep(args) -> int:
-    from vidcls.training import describe_sweep, run_sweep
+    from vidcls.training import run_sweep
 
-    print(describe_sweep(run_sweep(args.config, args.out_dir, progress=True), args.out_dir))
+    print(run_sweep(args.config, args.out_dir, progress=True).describe())
     return 0
 
 

@@ -28,12 +28,11 @@ def add_evaluate(commands) -> None:
 
 
 def _evaluate(args) -> int:
-    from vidcls.evaluation import describe_metrics, evaluate
+    from vidcls.evaluation import evaluate
 
     runs = args.run_dir if len(args.run_dir) > 1 else args.run_dir[0]
-    print(describe_metrics(evaluate(runs, args.split, tta=args.tta, out_dir=args.out_dir,
-                                    positive_class=args.positive_class, target_recall=args.target_recall,
-                                    target_fpr=args.target_fpr, cache_dir=args.cache_dir)))
+    print(evaluate(runs, args.split, tta=args.tta, out_dir=args.out_dir, positive_class=args.positive_class,
+                   target_recall=args.target_recall, target_fpr=args.target_fpr, cache_dir=args.cache_dir).describe())
     return 0
 
 
@@ -65,12 +64,12 @@ def add_export(commands) -> None:
 
 
 def _export(args) -> int:
-    from vidcls.export import describe_export, export, export_end_to_end, parse_quantize
+    from vidcls.export import ExportReport, export, export_end_to_end, parse_quantize
 
     report = export(args.run_dir, variants=parse_quantize(args.quantize))
     if args.end_to_end:
-        report = {**report, "end_to_end": export_end_to_end(args.run_dir)}
-    print(describe_export(report, args.run_dir))
+        report = ExportReport({**report, "end_to_end": export_end_to_end(args.run_dir)}, args.run_dir)
+    print(report.describe())
     return 0
 
 
@@ -91,7 +90,7 @@ def add_predict(commands) -> None:
 
 def _predict(args) -> int:
     from vidcls.features import VideoReadError
-    from vidcls.serving import Predictor, describe_prediction
+    from vidcls.serving import Predictor
 
     if args.stride and not args.window:
         raise VidclsError("--stride needs --window (the window length in seconds)")
@@ -109,7 +108,7 @@ def _predict(args) -> int:
             print(f"vidcls predict: error: {video}: {error}", file=sys.stderr)
         results.append(result)
         if not args.json and "label" in result:
-            print(describe_prediction(result))
+            print(result.describe())
     if args.json:
         print(json.dumps(results, indent=2))
     return 1 if failed else 0

@@ -11,7 +11,7 @@ import numpy as np
 from vidcls.data import SPLITS, LabelSpace, action_names, load_labelled_features, temporal_crops
 from vidcls.errors import VidclsError
 from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliability, plot_roc_pr
-from vidcls.evaluation.report import write_report
+from vidcls.evaluation.report import Metrics, write_report
 from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
 from vidcls.features import NOT_FINGERPRINT, FeatureCache
 from vidcls.fileio import atomic_write_json, atomic_writer
@@ -96,7 +96,7 @@ def multi_target_metrics(labels: np.ndarray, probabilities: dict[str, np.ndarray
 
 def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | None = None,
              positive_class: str | None = None, target_recall: float = 0.9, target_fpr: float = 0.05,
-             cache_dir: str | Path | None = None) -> dict:
+             cache_dir: str | Path | None = None) -> Metrics:
     """Scores the best model of one run (or the mean probabilities of several: an
     ensemble) on `split` and writes metrics, tables, figures and `report.md`.
 
@@ -145,7 +145,7 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
             for run, member in zip(runs, members)}
     out = Path(out_dir) if out_dir else (runs[0].eval_dir if len(runs) == 1 else runs[0].root / "eval_ensemble")
     write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space)
-    return {**metrics, "out_dir": str(out)}
+    return Metrics({**metrics, "out_dir": str(out)})
 
 
 def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_class, target_recall, target_fpr) -> dict:
@@ -172,7 +172,7 @@ def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_clas
     write_evaluation(out, runs, metrics, data.clip_ids, data.labels, probabilities, space,
                      note=f"Every clip of the cache `{cache_dir}`, scored by " + ", ".join(f"`{run.root}`" for run in runs)
                      + (" (ensemble: mean of the members' probabilities)." if len(runs) > 1 else "."))
-    return {**metrics, "out_dir": str(out)}
+    return Metrics({**metrics, "out_dir": str(out)})
 
 
 def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):

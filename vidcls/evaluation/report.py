@@ -45,19 +45,23 @@ def write_report(path: Path, runs: list, metrics: dict, figures: list[tuple[str,
     atomic_write_bytes(path, "\n".join(lines).encode())
 
 
-def describe_metrics(metrics: dict) -> str:
-    """The lines `vidcls evaluate` prints for what `evaluate` returned."""
-    lines = [f"  member {member}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}"
-             for member, values in metrics.get("members", {}).items()]
-    subject = "action " if "targets" in metrics else ("ensemble " if "members" in metrics else "")
-    lines.append(f"{metrics['split']}: {subject}accuracy {metrics['accuracy']:.4f}, balanced accuracy "
-                 f"{metrics['balanced_accuracy']:.4f}, macro F1 {metrics['macro_f1']:.4f} on {metrics['num_samples']} clips")
-    for target, values in metrics.get("targets", {}).items():
-        lines.append(f"  {target}: accuracy {values['accuracy']:.4f}, balanced accuracy {values['balanced_accuracy']:.4f}, "
-                     f"macro F1 {values['macro_f1']:.4f}")
-    if metrics.get("binary", {}).get("roc_auc") is not None:
-        binary = metrics["binary"]
-        lines.append(f"  {binary['positive_class']}: ROC AUC {binary['roc_auc']:.4f}, PR AUC {binary['pr_auc']:.4f}")
-    if metrics.get("out_dir"):
-        lines.append(f"files and report.md in {metrics['out_dir']}")
-    return "\n".join(lines)
+class Metrics(dict):
+    """What `evaluate` returns: the contents of metrics.json (a dict: `result["accuracy"]`)
+    and `out_dir`, where the files went."""
+
+    def describe(self) -> str:
+        """The lines `vidcls evaluate` prints."""
+        lines = [f"  member {member}: accuracy {values['accuracy']:.4f}, macro F1 {values['macro_f1']:.4f}"
+                 for member, values in self.get("members", {}).items()]
+        subject = "action " if "targets" in self else ("ensemble " if "members" in self else "")
+        lines.append(f"{self['split']}: {subject}accuracy {self['accuracy']:.4f}, balanced accuracy "
+                     f"{self['balanced_accuracy']:.4f}, macro F1 {self['macro_f1']:.4f} on {self['num_samples']} clips")
+        for target, values in self.get("targets", {}).items():
+            lines.append(f"  {target}: accuracy {values['accuracy']:.4f}, balanced accuracy {values['balanced_accuracy']:.4f}, "
+                         f"macro F1 {values['macro_f1']:.4f}")
+        if self.get("binary", {}).get("roc_auc") is not None:
+            binary = self["binary"]
+            lines.append(f"  {binary['positive_class']}: ROC AUC {binary['roc_auc']:.4f}, PR AUC {binary['pr_auc']:.4f}")
+        if self.get("out_dir"):
+            lines.append(f"files and report.md in {self['out_dir']}")
+        return "\n".join(lines)

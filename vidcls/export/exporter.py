@@ -30,7 +30,7 @@ def parse_quantize(text: str) -> list[str]:
     return list(dict.fromkeys(variants))
 
 
-def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] | tuple[str, ...] = ("float32",)) -> dict:
+def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] | tuple[str, ...] = ("float32",)) -> "ExportReport":
     """Writes `RUN_DIR/export/` and returns the contents of `export_report.json`.
 
     The model is rebuilt in float32 with fixed T and unrolled recurrence from the trained
@@ -92,7 +92,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     })
     report = {"saved_model": SAVED_MODEL_DIR, "parity_samples": int(len(samples)), "variants": report_variants}
     atomic_write_json(run.export_report_path, report)
-    return report
+    return ExportReport(report, run.root)
 
 
 def _convert(saved_model: Path, variant: str, representative=None) -> bytes:
@@ -280,15 +280,23 @@ def _as_target_probabilities(result: dict, target: str, space: dict) -> np.ndarr
     return np.array([values["probabilities"][name] for name in space[target]])
 
 
-def describe_export(report: dict, run_dir: str | Path) -> str:
-    """The lines `vidcls export` prints for an export report (export_report.json)."""
-    lines = [f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
-             f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
-             f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}" for variant in report["variants"]]
-    entry = report.get("end_to_end")
-    if entry:
-        lines.append(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls predict "
-                     f"{entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| "
-                     f"{entry['max_abs_diff']:.2e}, {entry['latency_ms']:.1f} ms/clip")
-    lines.append(f"report: {RunDir(run_dir).export_report_path}")
-    return "\n".join(lines)
+class ExportReport(dict):
+    """What `export` returns: the contents of export_report.json (a dict: `report["variants"]`),
+    and the run it belongs to."""
+
+    def __init__(self, values: dict, run_dir: str | Path):
+        super().__init__(values)
+        self.run_dir = Path(run_dir)
+
+    def describe(self) -> str:
+        """The lines `vidcls export` prints."""
+        lines = [f"{variant['name']}: {variant['path']} {variant['size_bytes']} bytes, top-1 agreement "
+                 f"{variant['top1_agreement']:.4f}, max |diff| {variant['max_abs_diff']:.2e}, "
+                 f"{variant['latency_ms']:.2f} ms/clip, ops {', '.join(variant['ops'])}" for variant in self["variants"]]
+        entry = self.get("end_to_end")
+        if entry:
+            lines.append(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls "
+                         f"predict {entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| "
+                         f"{entry['max_abs_diff']:.2e}, {entry['latency_ms']:.1f} ms/clip")
+        lines.append(f"report: {RunDir(self.run_dir).export_report_path}")
+        return "\n".join(lines)

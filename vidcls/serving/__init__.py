@@ -2,9 +2,9 @@
 over it (`serve`, `create_app`, with `Limits`; FastAPI is loaded when one of them is first named)."""
 
 from vidcls.serving.limits import Limits
-from vidcls.serving.predictor import Predictor, describe_prediction
+from vidcls.serving.predictor import Prediction, Predictor
 
-__all__ = ["Limits", "Predictor", "create_app", "describe_prediction", "serve"]
+__all__ = ["Limits", "Prediction", "Predictor", "create_app", "serve"]
 
 
 def __getattr__(name: str):

@@ -52,7 +52,7 @@ class Predictor:
         self.backbone = self.encoder.backbone
         self.model = load_model(run.best_model_path)
 
-    def predict(self, video: str | Path) -> dict:
+    def predict(self, video: str | Path) -> "Prediction":
         """Returns `{"video", "label", "score", "probabilities": {class: p}}`.
 
         With several targets (verb + noun), `label` is the action ("open/door"), `score`
@@ -62,7 +62,7 @@ class Predictor:
         Raises:
             VideoReadError: the video cannot be decoded.
         """
-        return {"video": str(video), **self.classify(self.read(video))}
+        return Prediction({"video": str(video), **self.classify(self.read(video))})
 
     def read(self, video: str | Path):
         """Decodes and samples `video` (the part that needs no model; callers may run it
@@ -131,9 +131,9 @@ class Predictor:
                     **self._result({target: values[row] for target, values in probabilities.items()})}
                    for row, clip in enumerate(clips)]
         overall = self._result({target: values.mean(axis=0) for target, values in probabilities.items()})
-        return {"video": read["video"], "label": overall["label"], "score": overall["score"],
-                "window_sec": read["window_sec"], "stride_sec": read["stride_sec"], "windows": windows,
-                "events": merge_events(windows)}
+        return Prediction({"video": read["video"], "label": overall["label"], "score": overall["score"],
+                           "window_sec": read["window_sec"], "stride_sec": read["stride_sec"], "windows": windows,
+                           "events": merge_events(windows)})
 
     def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
@@ -187,17 +187,20 @@ def merge_events(windows: list[dict]) -> list[dict]:
              "max_score": float(np.max(event["scores"]))} for event in events]
 
 
-def describe_prediction(result: dict) -> str:
-    """The lines `vidcls predict` prints for one video's result (`Predictor.predict` or
-    `predict_windows`)."""
-    video = result["video"]
-    if "events" in result:
-        lines = [f"{video}: {result['label']} ({result['score']:.3f}) over {len(result['windows'])} windows"]
-        lines += [f"  {event['start_sec']:8.2f}-{event['end_sec']:8.2f} s  {event['label']}  (mean "
-                  f"{event['mean_score']:.3f}, max {event['max_score']:.3f}, {event['windows']} windows)"
-                  for event in result["events"]]
-        return "\n".join(lines)
-    return f"{video}: {result['label']} ({result['score']:.3f})  {_scores_text(result)}"
+class Prediction(dict):
+    """What `Predictor.predict` / `predict_windows` return: a JSON-ready dict (`video`,
+    `label`, `score`, and `probabilities`, `targets` or `windows` + `events`)."""
+
+    def describe(self) -> str:
+        """The lines `vidcls predict` prints."""
+        video = self["video"]
+        if "events" in self:
+            lines = [f"{video}: {self['label']} ({self['score']:.3f}) over {len(self['windows'])} windows"]
+            lines += [f"  {event['start_sec']:8.2f}-{event['end_sec']:8.2f} s  {event['label']}  (mean "
+                      f"{event['mean_score']:.3f}, max {event['max_score']:.3f}, {event['windows']} windows)"
+                      for event in self["events"]]
+            return "\n".join(lines)
+        return f"{video}: {self['label']} ({self['score']:.3f})  {_scores_text(self)}"
 
 
 def _scores_text(result: dict) -> str:

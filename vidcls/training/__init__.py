@@ -9,12 +9,12 @@ from vidcls.training.crossval import CrossvalResult, crossval, make_folds
 from vidcls.training.runtime import normalise_precision
 from vidcls.training.trainer import TrainResult, train
 
-__all__ = ["CrossvalResult", "TrainResult", "crossval", "describe_sweep", "make_folds", "normalise_precision", "read_sweep", "run_sweep",
+__all__ = ["CrossvalResult", "SweepResult", "TrainResult", "crossval", "make_folds", "normalise_precision", "read_sweep", "run_sweep",
            "train"]
 
 
 def __getattr__(name: str):
-    if name in ("run_sweep", "read_sweep", "describe_sweep"):
+    if name in ("run_sweep", "read_sweep", "SweepResult"):
         from vidcls.training import sweep
 
         return getattr(sweep, name)

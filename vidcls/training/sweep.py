@@ -112,7 +112,7 @@ def make_oracle(sweep: Sweep, space: SearchSpace):
     return oracle
 
 
-def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = False) -> list[dict]:
+def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = False) -> SweepResult:
     """Runs (or resumes) the search, evaluates every trial on its test split, writes the
     ranked tables and the best config; returns the ranked rows (failed trials last).
 
@@ -159,7 +159,7 @@ def run_sweep(sweep_file: str | Path, out_dir: str | Path, progress: bool = Fals
             limit = re.search(r"limit of (\d+)", str(error))
             raise VidclsError(f"Sweep {out} stopped after {limit.group(1) if limit else 'too many'} failed trials in a "
                               f"row; the last: {trial.message}") from error
-    return _summarise(sweep, out, str(sweep_file), [oracle.trials[trial_id] for trial_id in oracle.start_order])
+    return SweepResult(_summarise(sweep, out, str(sweep_file), [oracle.trials[trial_id] for trial_id in oracle.start_order]), out)
 
 
 def _run_trial(sweep: Sweep, out: Path, trial_id: str, overrides: dict, values: dict, source: str,
@@ -273,8 +273,15 @@ def _cell(value):
     return f"{value:.4g}" if isinstance(value, float) else value
 
 
-def describe_sweep(rows: list[dict], out_dir: str | Path) -> str:
-    """What `vidcls sweep` prints: the ranked table (sweep_results.md) and the winner."""
-    out = Path(out_dir)
-    return ((out / "sweep_results.md").read_text()
-            + f"best: trial {rows[0]['trial']} ({rows[0]['run_dir']}); config in {out / 'best_config.yaml'}")
+class SweepResult(list):
+    """What `run_sweep` returns: the trials' rows, ranked (failed ones last), and where the
+    sweep's files are."""
+
+    def __init__(self, rows: list[dict], out_dir: Path):
+        super().__init__(rows)
+        self.out_dir = Path(out_dir)
+
+    def describe(self) -> str:
+        """What `vidcls sweep` prints: the ranked table (sweep_results.md) and the winner."""
+        return ((self.out_dir / "sweep_results.md").read_text()
+                + f"best: trial {self[0]['trial']} ({self[0]['run_dir']}); config in {self.out_dir / 'best_config.yaml'}")
