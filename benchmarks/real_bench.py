@@ -89,7 +89,7 @@ def extract_caches(work: Path, annotations: str, weights: str, names) -> dict[st
 
 def run_row(name: str, cache: Path, overrides: dict, out: Path, folds: int, repeats: int, fold_seed: int) -> dict:
     from vidcls.config import load_experiment_config
-    from vidcls.training.crossval import crossval
+    from vidcls.training import crossval
 
     if overrides.pop("__first_release__", False):
         overrides = {**FIRST_RELEASE, **overrides}

@@ -27,7 +27,8 @@ class TrainResult:
     def describe(self) -> str:
         """One line for the command line."""
         if self.already_done:
-            return f"{self.run_dir} is already trained with this configuration; nothing to do"
+            return (f"{self.run_dir} was finished before ({self.epochs_run} epochs; best val loss {self.best_val_loss}, "
+                    f"val accuracy {self.best_val_accuracy})")
         if self.lora_rank:
             share = 100.0 * (self.trainable_parameters or 0) / max(self.parameters, 1)
             return (f"fine-tuned {self.model} with LoRA rank {self.lora_rank}: {self.trainable_parameters:,} trainable "
