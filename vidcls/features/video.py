@@ -138,6 +138,22 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
     return [_assemble(plan, decoded, last_decoded) for plan in plans]
 
 
+def read_frames(path: str | Path, indices, image_size: int) -> dict[int, np.ndarray]:
+    """The frames at `indices` (source frame numbers), resized RGB uint8, decoded in one pass.
+
+    Raises:
+        VideoReadError: the file is unusable, or one of the frames cannot be decoded.
+    """
+    path = Path(path)
+    check_readable(path)
+    wanted = {int(index) for index in indices}
+    decoded, last = _decode(path, wanted, image_size)
+    missing = sorted(wanted - decoded.keys())
+    if missing:
+        raise VideoReadError(f"frames {missing[:5]} could not be decoded (last decodable frame: {last})")
+    return decoded
+
+
 def check_readable(path: Path) -> None:
     """Raises VideoReadError saying why `path` cannot be a readable video file: missing,
     a broken or looping link, a directory, not a regular file, empty, or not readable."""

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
-from vidcls.errors import VidclsError
 from vidcls.features import (
-    VideoReadError, encoder_from_fingerprint, read_clips, read_sampled_frames, sampled_frame_mask, video_timing,
+    SampledClip, check_seconds, encoder_from_fingerprint, plan_windows, read_frames, read_sampled_frames,
+    sampled_frame_mask, video_timing,
 )
 from vidcls.run_dir import RunDir
-from vidcls.videos import ClipRange
 
 # Windows per video at most (`predict --window`, `serve ?window=`): each is T frames
 # through the backbone; a tiny stride on a long video would otherwise hold the model for
@@ -78,13 +76,15 @@ class Predictor:
     def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float,
                         max_windows: int = MAX_WINDOWS) -> dict:
         """Scores a long video in windows of `window_sec` seconds every `stride_sec`
-        seconds (T frames sampled per window: one pass counts the frames, one decodes the
-        windows' frames, however many windows overlap), and merges
-        consecutive windows with the same label into events.
+        seconds, and merges consecutive windows with the same label into events. Windows
+        are T frames of one frame grid (`vidcls.features.windows`: the same frames a phone
+        running `vidcls stream` encodes); one pass counts the frames, one decodes the grid
+        frames, and each goes through the backbone once, however many windows overlap.
 
         Returns `{"video", "label", "score", "windows": [{"start_sec", "end_sec", "label",
         "score", ...}], "events": [{"label", "start_sec", "end_sec", "windows",
-        "mean_score", "max_score"}]}`; `label` is that of the mean of the windows'
+        "mean_score", "max_score"}], "frame_interval_sec", "effective_stride_sec"}` (the
+        stride snaps to whole frame intervals); `label` is that of the mean of the windows'
         probabilities. A video shorter than one window is one window.
 
         Raises:
@@ -97,43 +97,39 @@ class Predictor:
     def read_windows(self, video: str | Path, window_sec: float, stride_sec: float,
                      max_windows: int = MAX_WINDOWS) -> dict:
         """The decoding half of `predict_windows` (no model: callers may run it in
-        parallel with another video's `classify_windows`)."""
-        for name, value in (("window", window_sec), ("stride", stride_sec)):
-            if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-                raise VidclsError(f"Expected --{name} to be a positive finite number of seconds; received {value}")
+        parallel with another video's `classify_windows`): the window plan (see
+        `vidcls.features.plan_windows`, shared with `vidcls stream`) and its grid frames,
+        each decoded once."""
+        check_seconds("window", window_sec), check_seconds("stride", stride_sec)
         fps, total = video_timing(video)
-        length = max(1, int(round(window_sec * fps)))
-        step = max(1, int(round(stride_sec * fps)))
-        count = max(total - length, 0) // step + 1
-        count += (count - 1) * step + length < total  # the tail gets a window too
-        if max_windows and count > max_windows:
-            raise VidclsError(
-                f"window {window_sec} s every {stride_sec} s makes {count} windows of this {total / fps:.1f}-s video; "
-                f"at most {max_windows} are allowed: use a stride of at least "
-                f"{max(total - length, 0) / fps / max(max_windows - 2, 1):.3g} s")
-        starts = list(range(0, max(total - length, 0) + 1, step))
-        if starts[-1] + length < total:
-            starts.append(total - length)
-        ranges = [ClipRange(start_frame=start, end_frame=min(start + length, total)) for start in starts]
-        clips = read_clips(video, ranges, self.num_frames, self.backbone.image_size, self.encoder.difference_gap)
-        failed = [(start, clip) for start, clip in zip(starts, clips) if isinstance(clip, VideoReadError)]
-        if failed:
-            start, error = failed[0]
-            raise VideoReadError(f"window at {start / fps:.2f} s: {error}")
-        return {"video": str(video), "fps": fps, "clips": clips, "window_sec": window_sec, "stride_sec": stride_sec}
+        plan = plan_windows(total, fps, self.num_frames, window_sec, stride_sec, self.encoder.difference_gap,
+                            max_windows)
+        decoded = read_frames(video, set(plan.frames.tolist()) | set(plan.partners.tolist()), self.backbone.image_size)
+        grid = SampledClip(frames=np.stack([decoded[index] for index in plan.frames.tolist()]),
+                           frame_range=(0, total), valid_frames=len(set(plan.frames.tolist())),
+                           partner_frames=(np.stack([decoded[index] for index in plan.partners.tolist()])
+                                           if len(plan.partners) else None))
+        return {"video": str(video), "plan": plan, "grid": grid}
 
     def classify_windows(self, read: dict) -> dict:
-        """The model half of `predict_windows`, on what `read_windows` returned."""
-        clips, fps = read["clips"], read["fps"]
-        embedded = [self.embed(clip) for clip in clips]
-        probabilities = self._probabilities(np.stack([f for f, _ in embedded]), np.stack([m for _, m in embedded]))
-        windows = [{"start_sec": round(clip.frame_range[0] / fps, 3), "end_sec": round(clip.frame_range[1] / fps, 3),
-                    **self._result({target: values[row] for target, values in probabilities.items()})}
-                   for row, clip in enumerate(clips)]
+        """The model half of `predict_windows`, on what `read_windows` returned: every
+        grid frame through the backbone once, each window's T rows through the classifier."""
+        plan = read["plan"]
+        features = self.encoder.encode([read["grid"]])[0].astype(np.float32)
+        probabilities = self._probabilities(features[plan.windows], plan.masks)
+        return self.windows_result(read["video"], plan, probabilities)
+
+    def windows_result(self, video: str, plan, probabilities: dict[str, np.ndarray]) -> "Prediction":
+        """The windows, events and overall label of per-window `{target: [W, K]}`."""
+        windows = [dict(zip(("start_sec", "end_sec"), plan.times(row)),
+                        **self._result({target: values[row] for target, values in probabilities.items()}))
+                   for row in range(len(plan.windows))]
         overall = self._result({target: values.mean(axis=0) for target, values in probabilities.items()})
-        return Prediction({"video": read["video"], "label": overall["label"], "score": overall["score"],
-                           "window_sec": read["window_sec"], "stride_sec": read["stride_sec"], "windows": windows,
-                           "events": merge_events(windows)})
+        return Prediction({"video": str(video), "label": overall["label"], "score": overall["score"],
+                           "window_sec": plan.window_sec, "stride_sec": plan.stride_sec,
+                           "frame_interval_sec": round(plan.frame_interval_sec, 6),
+                           "effective_stride_sec": round(plan.step * plan.frame_interval_sec, 6),
+                           "windows": windows, "events": merge_events(windows)})
 
     def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
