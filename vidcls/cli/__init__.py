@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in (making.add_synth, making.add_extract, making.add_train, making.add_crossval, using.add_evaluate,
-                using.add_compare, making.add_sweep, making.add_finetune, using.add_export, using.add_predict,
+                using.add_compare, making.add_sweep, making.add_finetune, using.add_export, using.add_stream, using.add_predict,
                 using.add_serve, making.add_demo):
         add(commands)
     return parser

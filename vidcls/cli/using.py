@@ -60,17 +60,84 @@ def add_export(commands) -> None:
                          help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights), int8 (full integer)")
     command.add_argument("--end-to-end", action="store_true",
                          help="also a model over raw frames [B, T, S, S, 3] uint8 with the backbone inside")
+    command.add_argument("--streaming", action="store_true",
+                         help="also export/streaming/: a one-frame encoder and a head over T features per variant, "
+                              "for phones (see vidcls stream)")
+    command.add_argument("--window", type=float, metavar="SECONDS",
+                         help="--streaming: the seconds T frames span (default: the training clips' median length)")
+    command.add_argument("--stride", type=float, default=0.5, metavar="SECONDS",
+                         help="--streaming: seconds between windows, the stream's default and its check's (default 0.5)")
     command.set_defaults(handler=_export)
 
 
 def _export(args) -> int:
-    from vidcls.export import ExportReport, export, export_end_to_end, parse_quantize
+    from vidcls.export import ExportReport, export, export_end_to_end, export_streaming, parse_quantize
 
-    report = export(args.run_dir, variants=parse_quantize(args.quantize))
+    variants = parse_quantize(args.quantize)
+    report = export(args.run_dir, variants=variants)
     if args.end_to_end:
         report = ExportReport({**report, "end_to_end": export_end_to_end(args.run_dir)}, args.run_dir)
+    if args.streaming:
+        report = ExportReport({**report, "streaming": export_streaming(args.run_dir, variants, args.window, args.stride)},
+                              args.run_dir)
     print(report.describe())
     return 0
+
+
+def add_stream(commands) -> None:
+    command = commands.add_parser("stream", help="run the streaming TFLite pair on a video frame by frame, as a phone "
+                                  "app does (LiteRT), printing events as they happen")
+    command.add_argument("--run-dir", required=True)
+    command.add_argument("video", metavar="VIDEO")
+    command.add_argument("--variant", default="float32", help="float32, float16, dynamic_int8 or int8 (as exported)")
+    command.add_argument("--window", type=float, metavar="SECONDS",
+                         help="seconds T frames span (default: the exported window, the training clips' length)")
+    command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between windows (default: the export's)")
+    command.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    command.add_argument("--json", action="store_true", help="print the result as JSON at the end, nothing before")
+    command.set_defaults(handler=_stream)
+
+
+def _stream(args) -> int:
+    from vidcls.export import StreamRunner
+    from vidcls.run_dir import RunDir
+
+    runner = StreamRunner(RunDir(args.run_dir).export_dir / "streaming", args.variant, args.threads, args.window)
+    printer = None if args.json else _EventPrinter()
+    result = runner.run(args.video, args.stride, on_window=printer)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        printer.close()
+        latency = result["latency"]
+        print(f"{args.video}: {result['label']} ({result['score']:.3f}) over {len(result['windows'])} windows; "
+              f"encoder {latency['encoder_ms_per_frame']:.1f} ms/frame, head {latency['head_ms_per_window']:.2f} "
+              f"ms/window, frame interval {latency['frame_interval_ms']:.0f} ms: {latency['real_time_factor']:.1f}x "
+              f"real time ({args.variant}, {args.threads} thread{'s' if args.threads > 1 else ''})")
+    return 0
+
+
+class _EventPrinter:
+    """Prints an event (a run of windows with one label) as soon as the next label starts."""
+
+    def __init__(self):
+        self.event = None
+
+    def __call__(self, window: dict) -> None:
+        if self.event and self.event["label"] == window["label"]:
+            self.event.update(end_sec=window["end_sec"], scores=self.event["scores"] + [window["score"]])
+            return
+        self.close()
+        self.event = {"label": window["label"], "start_sec": window["start_sec"], "end_sec": window["end_sec"],
+                      "scores": [window["score"]]}
+        print(f"  {window['start_sec']:8.2f} s           {window['label']} begins ({window['score']:.3f})", flush=True)
+
+    def close(self) -> None:
+        if self.event:
+            event = self.event
+            print(f"  {event['start_sec']:8.2f}-{event['end_sec']:8.2f} s  {event['label']}  (max "
+                  f"{max(event['scores']):.3f}, {len(event['scores'])} windows)", flush=True)
+        self.event = None
 
 
 def add_predict(commands) -> None:

@@ -65,7 +65,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     report_variants = []
     for name in variants:
         path = out / f"model_{name}.tflite"
-        atomic_write_bytes(path, _convert(saved_model, name, _representative(run, space) if name == "int8" else None))
+        atomic_write_bytes(path, convert_to_tflite(saved_model, name, representative_clips(run, space) if name == "int8" else None))
         report_variants.append({"name": name, "path": path.name, "size_bytes": path.stat().st_size,
                                 **_check_tflite(path, {"features": samples, "mask": masks}, reference)})
     float_size = report_variants[0]["size_bytes"]
@@ -95,7 +95,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     return ExportReport(report, run.root)
 
 
-def _convert(saved_model: Path, variant: str, representative=None) -> bytes:
+def convert_to_tflite(saved_model: Path, variant: str, representative=None) -> bytes:
     """TFLite bytes of `saved_model`, builtin ops only: float32; float16 weights (computed
     in float32, half the size); dynamic-range int8 weights (activations stay float); or
     full-integer int8 (weights and activations, ranges calibrated on `representative`
@@ -114,7 +114,7 @@ def _convert(saved_model: Path, variant: str, representative=None) -> bytes:
     return converter.convert()
 
 
-def _representative(run: RunDir, space: dict):
+def representative_clips(run: RunDir, space: dict):
     """A generator of training clips `{"features", "mask"}` for int8 calibration."""
     clip_ids = run.splits()["train"][:REPRESENTATIVE_CLIPS]
     data = load_labelled_features(run.cache(), clip_ids, space)
@@ -247,7 +247,7 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     archive.add_endpoint("serve", serve, input_signature=signature)
     archive.write_out(str(saved_model), verbose=False)
     path = out / END_TO_END_TFLITE
-    atomic_write_bytes(path, _convert(saved_model, "float32"))
+    atomic_write_bytes(path, convert_to_tflite(saved_model, "float32"))
 
     clips = _held_out_clips(run, predictor, videos)
     inputs = {"frames": np.stack([clip.frames for clip in clips]),
@@ -298,5 +298,13 @@ class ExportReport(dict):
             lines.append(f"end to end: {entry['path']} {entry['size_bytes']} bytes, top-1 agreement with vidcls "
                          f"predict {entry['top1_agreement']:.4f} on {entry['checked_on_videos']} videos, max |diff| "
                          f"{entry['max_abs_diff']:.2e}, {entry['latency_ms']:.1f} ms/clip")
+        streaming = self.get("streaming")
+        if streaming:
+            lines.append(f"streaming ({streaming['directory']}, window {streaming['window_sec']} s, stride "
+                         f"{streaming['stride_sec']} s, streams {', '.join(streaming['streams'])}):")
+            lines += [f"  {v['name']}: encoder {v['size_bytes']['frame_encoder']} bytes + head {v['size_bytes']['head']} "
+                      f"bytes; vs predict --window: top-1 {v['top1_agreement']:.4f} on {v['windows']} windows, max |diff| "
+                      f"{v['max_abs_diff']:.2e}; {v['encoder_ms_per_frame']['1']:.1f} ms/frame on 1 thread, "
+                      f"{v['real_time_factor']['1']:.1f}x real time" for v in streaming["variants"]]
         lines.append(f"report: {RunDir(self.run_dir).export_report_path}")
         return "\n".join(lines)

@@ -225,7 +225,7 @@ def _decode(path: Path, wanted: set[int], image_size: int) -> tuple[dict[int, np
             if index in wanted:
                 ok, frame = capture.retrieve()
                 if ok:
-                    decoded[index] = _to_model_frame(frame, image_size)
+                    decoded[index] = to_model_frame(frame, image_size)
     finally:
         capture.release()
     return decoded, last
@@ -255,6 +255,8 @@ def _open(path: Path) -> cv2.VideoCapture:
     return capture
 
 
-def _to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
+def to_model_frame(frame_bgr: np.ndarray, image_size: int) -> np.ndarray:
+    """A decoded OpenCV frame (BGR) as the backbone sees it: resized to `image_size`
+    square (area interpolation), RGB uint8."""
     resized = cv2.resize(frame_bgr, (image_size, image_size), interpolation=cv2.INTER_AREA)
     return cv2.cvtColor(resized, cv2.COLOR_BGR2RGB)

@@ -2,9 +2,9 @@
 over it (`serve`, `create_app`, with `Limits`; FastAPI is loaded when one of them is first named)."""
 
 from vidcls.serving.limits import Limits
-from vidcls.serving.predictor import Prediction, Predictor
+from vidcls.serving.predictor import Prediction, Predictor, merge_events, scores_of, windows_prediction
 
-__all__ = ["Limits", "Prediction", "Predictor", "create_app", "serve"]
+__all__ = ["Limits", "Prediction", "Predictor", "create_app", "merge_events", "scores_of", "serve", "windows_prediction"]
 
 
 def __getattr__(name: str):

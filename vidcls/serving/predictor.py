@@ -71,7 +71,7 @@ class Predictor:
         """Backbone and classifier on a clip from `read`."""
         features, mask = self.embed(clip)
         probabilities = self._probabilities(features[None], mask[None])
-        return self._result({target: values[0] for target, values in probabilities.items()})
+        return scores_of(self.label_space, {target: values[0] for target, values in probabilities.items()})
 
     def predict_windows(self, video: str | Path, window_sec: float, stride_sec: float,
                         max_windows: int = MAX_WINDOWS) -> dict:
@@ -117,19 +117,8 @@ class Predictor:
         plan = read["plan"]
         features = self.encoder.encode([read["grid"]])[0].astype(np.float32)
         probabilities = self._probabilities(features[plan.windows], plan.masks)
-        return self.windows_result(read["video"], plan, probabilities)
-
-    def windows_result(self, video: str, plan, probabilities: dict[str, np.ndarray]) -> "Prediction":
-        """The windows, events and overall label of per-window `{target: [W, K]}`."""
-        windows = [dict(zip(("start_sec", "end_sec"), plan.times(row)),
-                        **self._result({target: values[row] for target, values in probabilities.items()}))
-                   for row in range(len(plan.windows))]
-        overall = self._result({target: values.mean(axis=0) for target, values in probabilities.items()})
-        return Prediction({"video": str(video), "label": overall["label"], "score": overall["score"],
-                           "window_sec": plan.window_sec, "stride_sec": plan.stride_sec,
-                           "frame_interval_sec": round(plan.frame_interval_sec, 6),
-                           "effective_stride_sec": round(plan.step * plan.frame_interval_sec, 6),
-                           "windows": windows, "events": merge_events(windows)})
+        return windows_prediction(read["video"], plan, [plan.times(row) for row in range(len(plan.windows))],
+                                  probabilities, self.label_space)
 
     def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
@@ -145,20 +134,37 @@ class Predictor:
         # A direct call: predict() would build a new tf.function per video.
         return outputs_by_target(self.model([features, masks], training=False), self.label_space)
 
-    def _result(self, probabilities: dict[str, np.ndarray]) -> dict:
-        targets = {}
-        for target, names in self.label_space.items():
-            values = probabilities[target]
-            best = int(np.argmax(values))
-            targets[target] = {"label": names[best], "score": float(values[best]),
-                               "probabilities": {name: float(p) for name, p in zip(names, values)}}
-        if len(targets) == 1:
-            return next(iter(targets.values()))
-        return {
-            "label": "/".join(result["label"] for result in targets.values()),
-            "score": float(np.prod([result["score"] for result in targets.values()])),
-            "targets": targets,
-        }
+def scores_of(label_space: dict, probabilities: dict[str, np.ndarray]) -> dict:
+    """`{"label", "score", "probabilities"}` of one clip's `{target: [K]}` (with several
+    targets, the action and each target's own under `targets`)."""
+    targets = {}
+    for target, names in label_space.items():
+        values = probabilities[target]
+        best = int(np.argmax(values))
+        targets[target] = {"label": names[best], "score": float(values[best]),
+                           "probabilities": {name: float(p) for name, p in zip(names, values)}}
+    if len(targets) == 1:
+        return next(iter(targets.values()))
+    return {
+        "label": "/".join(result["label"] for result in targets.values()),
+        "score": float(np.prod([result["score"] for result in targets.values()])),
+        "targets": targets,
+    }
+
+
+def windows_prediction(video, plan, times: list[tuple[float, float]], probabilities: dict[str, np.ndarray],
+                       label_space: dict) -> "Prediction":
+    """The windows (at `times`), their events and the overall label, from per-window
+    `{target: [W, K]}` on `plan` (a `WindowPlan`)."""
+    windows = [dict(zip(("start_sec", "end_sec"), times[row]),
+                    **scores_of(label_space, {target: values[row] for target, values in probabilities.items()}))
+               for row in range(len(times))]
+    overall = scores_of(label_space, {target: values.mean(axis=0) for target, values in probabilities.items()})
+    return Prediction({"video": str(video), "label": overall["label"], "score": overall["score"],
+                       "window_sec": plan.window_sec, "stride_sec": plan.stride_sec,
+                       "frame_interval_sec": round(plan.frame_interval_sec, 6),
+                       "effective_stride_sec": round(plan.step * plan.frame_interval_sec, 6),
+                       "windows": windows, "events": merge_events(windows)})
 
 
 def merge_events(windows: list[dict]) -> list[dict]:
