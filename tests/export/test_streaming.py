@@ -12,6 +12,7 @@ import pytest
 
 from vidcls.errors import VidclsError
 from vidcls.export import StreamRunner, export_streaming, read_metadata
+from vidcls.export.streaming import standardisation
 from vidcls.serving import Predictor
 
 
@@ -34,8 +35,8 @@ def test_the_streamed_windows_are_predict_windows_with_the_same_scores(streaming
     float32, int8 = report["variants"]
     assert report["streams"] == ["appearance"] and report["window_sec"] > 0
     assert float32["windows"] >= 4 and float32["top1_agreement"] == 1.0 and float32["max_abs_diff"] < 1e-4
-    # Features rounded through float16 inside the encoder, as the cache stores them: at most one float16 step apart.
-    assert float32["encoder_max_abs_diff"] < 0.02
+    # Features rounded through float16 inside the encoder, as the cache stores them, then standardised.
+    assert float32["encoder_max_abs_diff"] < 0.05
     # The full-integer pair ran as a phone runs it (StreamRunner: default options, XNNPACK on) and gave
     # probabilities; how well it agrees is measured in benchmarks/stream_bench.py, on real weights.
     assert int8["windows"] == float32["windows"] and 0 <= int8["top1_agreement"] <= 1
@@ -76,11 +77,15 @@ def test_the_encoder_reproduces_the_cached_features_on_a_real_recording(streamin
     runner = StreamRunner(streaming_run[0] / "export" / "streaming")
     video = sorted(real_videos.glob("*.mp4"))[0]
     clip = predictor.read(video)
-    expected = predictor.embed(clip)[0]
+    cached = predictor.embed(clip)[0]  # what vidcls extract writes for this clip
+    mean, scale = standardisation(predictor.model)
     encoded = np.stack([runner.encode(frame) for frame in clip.frames])
-    assert encoded.shape == expected.shape
-    scale = np.abs(expected).max()
-    assert np.abs(encoded - expected).max() <= scale * 2 ** -10  # one float16 rounding step
+    assert encoded.shape == cached.shape
+    # The encoder's output is the cached features standardised as the model does it, give or take one
+    # float16 rounding step of the feature (the backbones run in different runtimes).
+    error = np.abs(encoded * scale + mean - cached)
+    assert np.all(error <= np.abs(cached) * 2 ** -10 + 1e-5), error.max()
+    assert np.abs(encoded - (cached - mean) / scale).max() < 0.05
 
 
 def test_streaming_a_long_real_recording_matches_predict_window_by_window(streaming_run, predictor, real_videos):

@@ -2,7 +2,7 @@
 
 from vidcls.models.attention_lstm import AttentionLSTMClassifier
 from vidcls.models.attention_pooling import AttentionPooling
-from vidcls.models.blocks import adapt_normalization
+from vidcls.models.blocks import NORMALIZATION_LAYER, adapt_normalization
 from vidcls.models.mean_pool import MeanPoolClassifier
 from vidcls.models.outputs import outputs_by_target
 from vidcls.models.recurrent import BiLSTMClassifier, GRUClassifier
@@ -12,6 +12,7 @@ from vidcls.models.summary import describe_model
 from vidcls.models.transfer import check_source_run, transfer_weights
 
 __all__ = [
-    "AttentionLSTMClassifier", "AttentionPooling", "BiLSTMClassifier", "GRUClassifier", "TransformerClassifier", "MODELS", "MeanPoolClassifier", "adapt_normalization",
+    "AttentionLSTMClassifier", "AttentionPooling", "BiLSTMClassifier", "GRUClassifier", "TransformerClassifier", "MODELS", "MeanPoolClassifier", "NORMALIZATION_LAYER",
+    "adapt_normalization",
     "build_model", "check_source_run", "describe_model", "finalize_layers", "load_model", "model_class", "outputs_by_target", "rebuild_for_export", "transfer_weights",
 ]
