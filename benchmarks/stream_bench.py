@@ -13,7 +13,7 @@ Then the loop on the six real recordings and (with `--fight-clips N`) real fight
 Prints one JSON line per measurement and a markdown table.
 
     python benchmarks/stream_bench.py [--videos 48] [--window 2] [--stride 0.5]
-    python benchmarks/stream_bench.py --run-dir RUN --fight-clips 16 --variants float32,dynamic,int8
+    python benchmarks/stream_bench.py --run-dir RUN --fight-clips 16 --variants float32,float16,dynamic
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--videos", type=int, default=48)
     parser.add_argument("--window", type=float, default=2.0, help="seconds T frames span")
     parser.add_argument("--stride", type=float, default=0.5)
-    parser.add_argument("--variants", default="float32,dynamic,int8")
+    parser.add_argument("--variants", default="float32,float16,dynamic")
     parser.add_argument("--fight-clips", type=int, default=0, help="also stream this many real fight clips")
     args = parser.parse_args()
 
@@ -132,7 +132,9 @@ def main() -> None:
                "speedup_vs_end_to_end": {t: baseline["ms_per_stride"][t] / work_ms[t] for t in work_ms}}
         rows.append(row)
         print(json.dumps({"variant": row}), flush=True)
-    real = sorted((SHARED / "real_videos").glob("*.mp4"))
+    from vidcls.videos import VIDEO_SUFFIXES
+
+    real = sorted(path for path in (SHARED / "real_videos").glob("*") if path.suffix.lower() in VIDEO_SUFFIXES)
     real_rows = {}
     for entry in streaming["variants"]:
         if real:

@@ -71,13 +71,10 @@ def test_quantized_variants_meet_their_parity_and_size_targets(cache_dir, tmp_pa
     # The default model size: int8 weights shrink a file only where the weights dominate it.
     run = tmp_path / "run"
     train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "train.epochs": 1, "train.batch_size": 4}), run)
-    assert main(["export", "--run-dir", str(run), "--quantize", "float16,dynamic,int8"]) == 0
+    assert main(["export", "--run-dir", str(run), "--quantize", "float16,dynamic"]) == 0
     report = json.loads((run / "export" / "export_report.json").read_text())
     variants = {variant["name"]: variant for variant in report["variants"]}
     assert list(variants) == ["float32", "float16", "dynamic_int8"]
-    # Full integer over raw features is refused, with the reason (the streaming pair has it).
-    assert report["skipped"][0]["name"] == "int8" and "--streaming" in report["skipped"][0]["reason"]
-    assert not (run / "export" / "model_int8.tflite").exists()
     for name, variant in variants.items():
         assert (run / "export" / variant["path"]).is_file()
         assert not [op for op in variant["ops"] if op.startswith("Flex") or op == "CUSTOM"], name
@@ -115,7 +112,11 @@ def test_unknown_quantization_is_a_clear_error(trained_run, capsys):
     from vidcls.cli import main
 
     assert main(["export", "--run-dir", str(trained_run), "--quantize", "int4"]) == 2
-    assert "Unknown --quantize 'int4'; choose from: none, float16, dynamic, int8" in capsys.readouterr().err
+    assert "Unknown --quantize 'int4'; choose from: none, float16, dynamic" in capsys.readouterr().err
+    # Full integer int8 is refused before any work, with what was measured and what to use instead.
+    assert main(["export", "--run-dir", str(trained_run), "--quantize", "dynamic,int8", "--streaming"]) == 2
+    error = capsys.readouterr().err
+    assert "--quantize int8 (full integer" in error and "Use --quantize dynamic" in error
 
 
 def test_end_to_end_model_runs_on_raw_frames_like_vidcls_predict(trained_run, tmp_path):

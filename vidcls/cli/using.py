@@ -57,7 +57,7 @@ def add_export(commands) -> None:
     command = commands.add_parser("export", help="SavedModel + TFLite, checked in the LiteRT interpreter")
     command.add_argument("--run-dir", required=True)
     command.add_argument("--quantize", default="none",
-                         help="comma list of TFLite variants besides float32: float16, dynamic (int8 weights), int8 (full integer)")
+                         help="comma list of TFLite variants besides float32: float16 (weights), dynamic (int8 weights)")
     command.add_argument("--end-to-end", action="store_true",
                          help="also a model over raw frames [B, T, S, S, 3] uint8 with the backbone inside")
     command.add_argument("--streaming", action="store_true",
@@ -89,7 +89,7 @@ def add_stream(commands) -> None:
                                   "app does (LiteRT), printing events as they happen")
     command.add_argument("--run-dir", required=True)
     command.add_argument("video", metavar="VIDEO")
-    command.add_argument("--variant", default="float32", help="float32, float16, dynamic_int8 or int8 (as exported)")
+    command.add_argument("--variant", default="float32", help="float32, float16 or dynamic_int8 (as exported)")
     command.add_argument("--window", type=float, metavar="SECONDS",
                          help="seconds T frames span (default: the exported window, the training clips' length)")
     command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between windows (default: the export's)")

@@ -30,7 +30,7 @@ class StreamRunner:
 
     Args:
         streaming_dir: `RUN_DIR/export/streaming`.
-        variant: float32, float16, dynamic_int8 or int8 (those exported).
+        variant: float32, float16 or dynamic_int8 (those exported).
         threads: interpreter threads.
         window_sec: the seconds T frames span, when not the exported one (the model then
             sees motion at another speed than it learned).

@@ -10,10 +10,8 @@ them with zeros inside: the model slices them away after per-dimension normalisa
 
 The encoder ends with the model's per-dimension standardisation (the training set's mean
 and deviation, which the head then skips), so what passes between the two files is on
-one scale in every dimension. Full-integer int8 quantises a tensor with one scale: on raw
-backbone features, whose dimensions differ in range and vary little within each, that
-scale erased the differences the classifier reads (top-1 agreement 0.4 against 1.0 with
-standardised features, on the same int8 attention-LSTM head).
+one scale in every dimension: a quantised head reads its input with one scale per tensor,
+and raw backbone features range from ~0 to ~200 with a median near 1.
 Both files carry their settings as TFLite metadata (`tflite_metadata.py`), builtin ops
 only, and are checked as a phone runs them (default interpreter options, XNNPACK on).
 """
@@ -26,14 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.export.exporter import convert_to_tflite, representative_clips
+from vidcls.export.exporter import convert_to_tflite
 from vidcls.export.stream import StreamRunner
 from vidcls.export.tflite_metadata import with_metadata
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 
 STREAMING_DIR = "streaming"
-CALIBRATION_VIDEOS = 8  # training videos whose sampled frames calibrate the int8 encoder
 DEFAULT_STRIDE_SEC = 0.5
 
 
@@ -67,10 +64,8 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
     entries = []
     for variant in variants:
         metadata.update(variant=variant, pair=uuid.uuid4().hex[:12])
-        for role, saved_model, calibration in (
-                ("frame_encoder", encoder_model, lambda: _calibration_frames(run, predictor, read_streams)),
-                ("head", head_model, lambda: _head_calibration(run, predictor, cache_streams, read_streams))):
-            tflite = convert_to_tflite(saved_model, variant, calibration() if variant == "int8" else None)
+        for role, saved_model in (("frame_encoder", encoder_model), ("head", head_model)):
+            tflite = convert_to_tflite(saved_model, variant)
             atomic_write_bytes(out / f"{role}_{variant}.tflite", with_metadata(tflite, {**metadata, "role": role}))
         entries.append(_check_variant(out, variant, predictor, cache_streams, read_streams, check_videos, stride_sec))
     report = run.export_report() or {"variants": []}
@@ -196,37 +191,6 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
     if len(predictor.label_space) == 1:
         values["labels"] = next(iter(predictor.label_space.values()))
     return values
-
-
-def _calibration_frames(run: RunDir, predictor, read_streams: list[str]):
-    """int8 ranges of the encoder: the sampled frames (and partners) of training videos."""
-    by_id = {entry["clip_id"]: entry for entry in run.cache().entries}
-    videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in run.splits()["train"]))[:CALIBRATION_VIDEOS]
-    clips = [predictor.read(video) for video in videos]
-
-    def frames():
-        for clip in clips:
-            for row in range(len(clip.frames)):
-                sample = {"frame": clip.frames[row:row + 1]}
-                if "frame_difference" in read_streams:
-                    sample["partner_frame"] = clip.partner_frames[row:row + 1]
-                yield sample
-
-    return frames
-
-
-def _head_calibration(run: RunDir, predictor, cache_streams: list[str], read_streams: list[str]):
-    """int8 ranges of the head: training clips, standardised as the encoder outputs them."""
-    clips = representative_clips(run, predictor.label_space)
-    columns = _stream_columns(predictor, cache_streams, read_streams)
-    mean, scale = standardisation(predictor.model)
-
-    def samples():
-        for sample in clips():
-            yield {"features": (sample["features"][..., columns] - mean[columns]) / scale[columns],
-                   "mask": sample["mask"]}
-
-    return samples
 
 
 def _stream_columns(predictor, cache_streams: list[str], read_streams: list[str]) -> np.ndarray:
