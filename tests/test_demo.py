@@ -15,6 +15,9 @@ def test_demo_end_to_end(tmp_path):
     assert result.test_accuracy["mean_pool"] <= result.test_accuracy["attention_lstm"] - 0.25
     variant = result.export_report["variants"][0]
     assert variant["top1_agreement"] == 1.0 and variant["max_abs_diff"] < 1e-4
+    streaming = {variant["name"]: variant for variant in result.export_report["streaming"]["variants"]}
+    assert streaming["float32"]["top1_agreement"] == 1.0 and streaming["float32"]["max_abs_diff"] < 1e-4
+    assert (tmp_path / "demo" / "runs" / "attention_lstm" / "export" / "streaming" / "head_dynamic_int8.tflite").is_file()
     assert len(result.predictions) == 4 and sum(p["label"] == p["true_label"] for p in result.predictions) >= 3
     run = tmp_path / "demo" / "runs" / "attention_lstm"
     for path in ("eval/confusion.png", "eval/metrics.json", "export/model_float32.tflite", "best.keras"):
