@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from vidcls.errors import VidclsError
-from vidcls.export import StreamRunner, export_streaming, read_metadata
+from vidcls.export import StreamRunner, export_streaming, read_metadata, read_standard_metadata
 from vidcls.export.streaming import standardisation
 from vidcls.serving import Predictor
 
@@ -60,6 +60,16 @@ def test_labels_and_timing_travel_inside_the_tflite_files(streaming_run):
     assert encoder["image_size"] == 32 and encoder["role"] == "frame_encoder" and encoder["variant"] == "dynamic_int8"
     assert "resnet50.preprocess_input" in encoder["normalisation"] and encoder["streams"] == ["appearance"]
     assert head["pair"] != encoder["pair"]  # one pair per variant
+    # The standard TFLite model metadata too (TFLITE_METADATA, schema M001), with labels.txt packed as a zip
+    # appended to the model, where generic tooling (Android's MetadataExtractor) looks for it.
+    import zipfile
+
+    standard = read_standard_metadata(directory / "head_float32.tflite")
+    assert standard["name"] == "vidcls head (float32)" and sorted(standard["inputs"]) == ["features", "mask"]
+    assert standard["outputs"] == ["probabilities"] and standard["files"]["labels.txt"].split() == labels
+    assert zipfile.ZipFile(directory / "head_float32.tflite").read("labels.txt").decode().split() == labels
+    encoder_standard = read_standard_metadata(directory / "frame_encoder_dynamic_int8.tflite")
+    assert encoder_standard["inputs"] == ["frame"] and encoder_standard["outputs"] == ["features"]
     for path in directory.glob("*.tflite"):
         interpreter = Interpreter(model_path=str(path))
         ops = {op["op_name"] for op in interpreter._get_ops_details()}
@@ -68,6 +78,8 @@ def test_labels_and_timing_travel_inside_the_tflite_files(streaming_run):
     plain.write_bytes(convert_to_tflite(directory / "saved_model_head", "float32"))
     with pytest.raises(VidclsError, match="carries no 'vidcls' metadata: it was not written by vidcls export --streaming"):
         read_metadata(plain)
+    with pytest.raises(VidclsError, match="carries no TFLITE_METADATA buffer"):
+        read_standard_metadata(plain)
     not_tflite = run / "labels.json"
     with pytest.raises(VidclsError, match="is not a TFLite model"):
         read_metadata(not_tflite)

@@ -4,7 +4,7 @@ streaming pair for phones and the loop that runs it (`vidcls stream`)."""
 from vidcls.export.exporter import ExportReport, export, export_end_to_end, parse_quantize
 from vidcls.export.stream import StreamRunner
 from vidcls.export.streaming import export_streaming
-from vidcls.export.tflite_metadata import read_metadata
+from vidcls.export.tflite_metadata import read_metadata, read_standard_metadata
 
 __all__ = ["ExportReport", "StreamRunner", "export", "export_end_to_end", "export_streaming", "parse_quantize",
-           "read_metadata"]
+           "read_metadata", "read_standard_metadata"]

@@ -26,7 +26,7 @@ import numpy as np
 from vidcls.errors import VidclsError
 from vidcls.export.exporter import convert_to_tflite
 from vidcls.export.stream import StreamRunner
-from vidcls.export.tflite_metadata import with_metadata
+from vidcls.export.tflite_metadata import with_metadata, with_standard_metadata
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 
@@ -65,8 +65,10 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
     for variant in variants:
         metadata.update(variant=variant, pair=uuid.uuid4().hex[:12])
         for role, saved_model in (("frame_encoder", encoder_model), ("head", head_model)):
-            tflite = convert_to_tflite(saved_model, variant)
-            atomic_write_bytes(out / f"{role}_{variant}.tflite", with_metadata(tflite, {**metadata, "role": role}))
+            tflite = with_metadata(convert_to_tflite(saved_model, variant), {**metadata, "role": role})
+            inputs, outputs = _standard_tensors(role, metadata)
+            tflite = with_standard_metadata(tflite, f"vidcls {role} ({variant})", _DESCRIPTIONS[role], inputs, outputs)
+            atomic_write_bytes(out / f"{role}_{variant}.tflite", tflite)
         entries.append(_check_variant(out, variant, predictor, cache_streams, read_streams, check_videos, stride_sec))
     report = run.export_report() or {"variants": []}
     report["streaming"] = {"directory": f"{run.export_dir.name}/{STREAMING_DIR}", "window_sec": window_sec,
@@ -74,6 +76,37 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
                            "checked_on_videos": [str(video) for video in check_videos]}
     atomic_write_json(run.export_report_path, report)
     return report["streaming"]
+
+
+_DESCRIPTIONS = {
+    "frame_encoder": "One video frame to its feature vector; run once per frame interval, keep the last T in a ring "
+                     "buffer for the head (vidcls streaming; settings in the 'vidcls' metadata buffer).",
+    "head": "The last T frames' feature vectors to class probabilities; run every stride (vidcls streaming; settings "
+            "in the 'vidcls' metadata buffer).",
+}
+
+
+def _standard_tensors(role: str, metadata: dict) -> tuple[dict, dict]:
+    """The inputs and outputs of one file for the standard TFLite metadata."""
+    size, frames = metadata["image_size"], metadata["num_frames"]
+    features = {"description": f"[1, {metadata['feature_dim']}] float32: {metadata['features']}"}
+    if role == "frame_encoder":
+        frame = {"description": f"[1, {size}, {size}, 3] uint8 RGB: {metadata['input']}", "image_size": size}
+        inputs = {"frame": frame}
+        if "partner_frame" in metadata:
+            inputs["partner_frame"] = {**frame, "description": f"[1, {size}, {size}, 3] uint8 RGB: "
+                                                               f"{metadata['partner_frame']}"}
+        return inputs, {"features": features}
+    inputs = {"features": {"description": f"[1, {frames}, {metadata['feature_dim']}] float32: the frame encoder's "
+                                          f"output for the last {frames} grid frames, oldest first"},
+              "mask": {"description": f"[1, {frames}] float32: {metadata['mask']}"}}
+    targets = metadata["targets"]
+    if len(targets) == 1:
+        labels = next(iter(targets.values()))
+        return inputs, {"probabilities": {"description": "class probabilities (softmax)", "labels": labels,
+                                          "labels_file": "labels.txt"}}
+    return inputs, {target: {"description": f"{target} probabilities (softmax)", "labels": labels,
+                             "labels_file": f"labels_{target}.txt"} for target, labels in targets.items()}
 
 
 def _training_window(run: RunDir) -> float:
@@ -187,7 +220,8 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
     }
     if "frame_difference" in read_streams:
         values.update(difference_gap=predictor.encoder.difference_gap, difference_gain=predictor.encoder.difference_gain,
-                      partner_frame="the frame difference_gap source frames later (at the end of a video, before)")
+                      partner_frame="the frame difference_gap source frames later (at the end of a video, the one "
+                                    "difference_gap before)")
     if len(predictor.label_space) == 1:
         values["labels"] = next(iter(predictor.label_space.values()))
     return values
