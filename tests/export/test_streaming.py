@@ -157,8 +157,11 @@ def test_stream_command_prints_events_then_latency_and_refuses_a_missing_variant
     with pytest.raises(VidclsError, match=r"Expected frame_encoder_float16.tflite, head_float16.tflite in .*streaming "
                                           r"\(written by vidcls export --streaming\); found \['frame_encoder_dynamic_int8.tflite', 'frame_encoder_float32"):
         StreamRunner(run / "export" / "streaming", "float16")
-    with pytest.raises(VidclsError, match="cannot be opened as a video"):
+    with pytest.raises(VidclsError, match=r"file does not exist: .*missing.mp4"):
         StreamRunner(run / "export" / "streaming").run(run / "missing.mp4")
+    (run / "notes.mp4").write_text("not a video")
+    with pytest.raises(VidclsError, match=r"notes.mp4: OpenCV could not open the file|notes.mp4: no decodable frame"):
+        StreamRunner(run / "export" / "streaming").run(run / "notes.mp4")
 
 
 def _write_video(path: Path, frames: int, fps: float) -> Path:

@@ -20,7 +20,7 @@ import numpy as np
 
 from vidcls.errors import VidclsError
 from vidcls.export.tflite_metadata import read_metadata
-from vidcls.features import VideoReadError, check_seconds, plan_windows, segment_centre_indices, to_model_frame
+from vidcls.features import VideoReadError, check_readable, check_seconds, plan_windows, segment_centre_indices, to_model_frame
 from vidcls.serving import scores_of, windows_prediction
 
 
@@ -89,10 +89,14 @@ class StreamRunner:
         import cv2
 
         stride_sec = check_seconds("stride", self.default_stride_sec if stride_sec is None else stride_sec)
+        try:
+            check_readable(Path(video))
+        except VideoReadError as error:
+            raise VideoReadError(str(error) if str(video) in str(error) else f"{video}: {error}") from None
         capture = cv2.VideoCapture(str(video))
-        if not Path(video).is_file() or not capture.isOpened():
+        if not capture.isOpened():
             capture.release()
-            raise VideoReadError(f"{video}: cannot be opened as a video (missing file, unknown container or codec)")
+            raise VideoReadError(f"{video}: OpenCV could not open the file (unknown container or codec)")
         fps = capture.get(cv2.CAP_PROP_FPS)
         if not fps or fps <= 0 or not math.isfinite(fps):
             capture.release()

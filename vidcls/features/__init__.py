@@ -6,14 +6,14 @@ from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, enc
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.video import (
-    SampledClip, VideoReadError, read_clips, read_frames, read_sampled_frames, sampled_frame_mask,
+    SampledClip, VideoReadError, check_readable, read_clips, read_frames, read_sampled_frames, sampled_frame_mask,
     segment_centre_indices, to_model_frame, video_timing,
 )
 from vidcls.features.windows import WindowPlan, check_seconds, plan_windows
 
 __all__ = [
     "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS",
-    "SampledClip", "VideoReadError", "WindowPlan", "check_seconds", "plan_windows", "read_frames", "to_model_frame",
+    "SampledClip", "VideoReadError", "WindowPlan", "check_readable", "check_seconds", "plan_windows", "read_frames", "to_model_frame",
     "difference_images", "encoder_from_fingerprint",
     "extract", "get_backbone", "pack_cache", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
     "video_timing",
