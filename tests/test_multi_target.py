@@ -157,3 +157,27 @@ def test_a_two_class_run_reports_roc_pr_and_thresholds(verb_noun_run, tmp_path):
     assert "](roc_pr.png)" in (run_dir / "eval" / "report.md").read_text()
     with pytest.raises(VidclsError, match="--positive-class 'fight' is not a class of the run"):
         evaluate(run_dir, "test", positive_class="fight")
+
+
+def test_the_streaming_pair_has_one_output_and_label_file_per_target(verb_noun_run, tmp_path):
+    import shutil
+
+    from vidcls.export import StreamRunner, export_streaming, read_metadata, read_standard_metadata
+    from vidcls.run_dir import RunDir
+
+    run = tmp_path / "run"
+    shutil.copytree(verb_noun_run, run, ignore=shutil.ignore_patterns("export", "eval*"))
+    report = export_streaming(run, ["float32"], stride_sec=0.5)
+    variant = report["variants"][0]
+    assert variant["top1_agreement"] == 1.0 and variant["max_abs_diff"] < 1e-4  # each target's, against predict
+    head = run / "export" / "streaming" / "head_float32.tflite"
+    space = RunDir(run).label_space()
+    assert read_metadata(head)["targets"] == space and read_metadata(head)["target_order"] == ["verb", "noun"]
+    standard = read_standard_metadata(head)
+    assert sorted(standard["outputs"]) == ["noun", "verb"]
+    assert {name: text.split() for name, text in standard["files"].items()} == {
+        "labels_verb.txt": space["verb"], "labels_noun.txt": space["noun"]}
+    result = StreamRunner(run / "export" / "streaming").run(RunDir(run).cache().entries[0]["video"])
+    window = result["windows"][0]
+    assert set(window["targets"]) == {"verb", "noun"} and window["label"] == "/".join(
+        window["targets"][target]["label"] for target in ("verb", "noun"))

@@ -62,7 +62,7 @@ class StreamRunner:
         self.window_sec = check_seconds("window", float(head["window_sec"]) if window_sec is None else window_sec)
         self.default_stride_sec = float(head.get("default_stride_sec", self.window_sec / 4))
         self.image_size, self.gap = int(encoder["image_size"]), int(encoder.get("difference_gap", 0))
-        self.label_space = head["targets"]
+        self.label_space = {target: head["targets"][target] for target in head.get("target_order", head["targets"])}
         self._encoder = Interpreter(model_path=str(paths["frame_encoder"]), num_threads=threads).get_signature_runner()
         self._head = Interpreter(model_path=str(paths["head"]), num_threads=threads).get_signature_runner()
 

@@ -214,6 +214,7 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
                     "training set's mean and deviation (inside the encoder)",
         "mask": "1 for a new frame, 0 for one that repeats the frame before (a window shorter than T frames)",
         "targets": predictor.label_space,
+        "target_order": list(predictor.label_space),  # the action label joins the targets' labels in this order
         "windows": "grid frame k is source frame floor((k + 0.5) * window_sec * fps / T); a window is T consecutive "
                    "grid frames, one every round(stride / frame interval) grid frames (vidcls.features.windows)",
         "run": run.root.name,

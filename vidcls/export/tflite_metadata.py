@@ -26,7 +26,7 @@ FILE_IDENTIFIER = b"TFL3"
 
 def with_metadata(model: bytes, values: dict) -> bytes:
     """`model` (TFLite bytes) with `values` as its `vidcls` metadata (replacing an earlier one)."""
-    return _with_buffer(model, METADATA_NAME, json.dumps(values, sort_keys=True).encode())
+    return _with_buffer(model, METADATA_NAME, json.dumps(values).encode())
 
 
 def _with_buffer(model: bytes, name: str, payload: bytes) -> bytes:
