@@ -260,11 +260,16 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
 
 def _held_out_clips(run: RunDir, predictor, limit: int) -> list:
     """The first held-out videos (test, else val), decoded as `vidcls predict` reads them."""
+    return [predictor.read(video) for video in held_out_videos(run, limit, "the end-to-end model")]
+
+
+def held_out_videos(run: RunDir, limit: int, what: str) -> list[str]:
+    """The first `limit` distinct videos of the run's held-out clips, to check `what` on."""
     by_id = {entry["clip_id"]: entry for entry in run.cache().entries}
     videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in run.held_out_clip_ids()))[:limit]
     if not videos:
-        raise VidclsError(f"{run.root} has no held-out video to check the end-to-end model on")
-    return [predictor.read(video) for video in videos]
+        raise VidclsError(f"{run.root} has no held-out video to check {what} on")
+    return videos
 
 
 def _as_target_probabilities(result: dict, target: str, space: dict) -> np.ndarray:

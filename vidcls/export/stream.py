@@ -120,8 +120,7 @@ class StreamRunner:
             raise VidclsError(f"internal: streamed windows {state.window_starts} differ from the plan's "
                               f"{[int(row[0]) for row in plan.windows]} for {video}")
         probabilities = {target: np.stack([scores[target] for scores in state.scores]) for target in self.label_space}
-        result = windows_prediction(video, plan, [plan.times(row) for row in range(len(plan.windows))], probabilities,
-                                    self.label_space)
+        result = windows_prediction(video, plan, probabilities, self.label_space)
         result["variant"] = self.variant
         result["latency"] = state.latency(plan)
         return result

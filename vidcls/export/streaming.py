@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.export.exporter import convert_to_tflite
+from vidcls.export.exporter import convert_to_tflite, held_out_videos
 from vidcls.export.stream import StreamRunner
 from vidcls.export.tflite_metadata import with_metadata, with_standard_metadata
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
@@ -59,7 +59,7 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
     encoder_model = _encoder_saved_model(predictor.encoder, read_streams, mean[columns], scale[columns],
                                          out / "saved_model_frame_encoder")
     head_model = _head_saved_model(predictor, cache_streams, read_streams, out / "saved_model_head")
-    check_videos = _held_out_videos(run, videos)
+    check_videos = held_out_videos(run, videos, "the streaming model")
     metadata = _metadata(run, predictor, read_streams, window_sec, stride_sec)
     entries = []
     for variant in variants:
@@ -231,14 +231,6 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
 def _stream_columns(predictor, cache_streams: list[str], read_streams: list[str]) -> np.ndarray:
     width = predictor.backbone.feature_dim
     return np.concatenate([np.arange(width) + cache_streams.index(name) * width for name in read_streams])
-
-
-def _held_out_videos(run: RunDir, limit: int) -> list[str]:
-    by_id = {entry["clip_id"]: entry for entry in run.cache().entries}
-    videos = list(dict.fromkeys(by_id[clip_id]["video"] for clip_id in run.held_out_clip_ids()))[:limit]
-    if not videos:
-        raise VidclsError(f"{run.root} has no held-out video to check the streaming model on")
-    return videos
 
 
 def _check_variant(out: Path, variant: str, predictor, cache_streams, read_streams, videos, stride_sec) -> dict:

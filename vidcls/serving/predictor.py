@@ -117,8 +117,7 @@ class Predictor:
         plan = read["plan"]
         features = self.encoder.encode([read["grid"]])[0].astype(np.float32)
         probabilities = self._probabilities(features[plan.windows], plan.masks)
-        return windows_prediction(read["video"], plan, [plan.times(row) for row in range(len(plan.windows))],
-                                  probabilities, self.label_space)
+        return windows_prediction(read["video"], plan, probabilities, self.label_space)
 
     def embed(self, clip) -> tuple[np.ndarray, np.ndarray]:
         """The classifier's inputs for a clip from `read`: features `[T, D]` (float32 values
@@ -152,13 +151,12 @@ def scores_of(label_space: dict, probabilities: dict[str, np.ndarray]) -> dict:
     }
 
 
-def windows_prediction(video, plan, times: list[tuple[float, float]], probabilities: dict[str, np.ndarray],
-                       label_space: dict) -> "Prediction":
-    """The windows (at `times`), their events and the overall label, from per-window
-    `{target: [W, K]}` on `plan` (a `WindowPlan`)."""
-    windows = [dict(zip(("start_sec", "end_sec"), times[row]),
+def windows_prediction(video, plan, probabilities: dict[str, np.ndarray], label_space: dict) -> "Prediction":
+    """The windows, their events and the overall label, from per-window `{target: [W, K]}`
+    on `plan` (a `WindowPlan`)."""
+    windows = [dict(zip(("start_sec", "end_sec"), plan.times(row)),
                     **scores_of(label_space, {target: values[row] for target, values in probabilities.items()}))
-               for row in range(len(times))]
+               for row in range(len(plan.windows))]
     overall = scores_of(label_space, {target: values.mean(axis=0) for target, values in probabilities.items()})
     return Prediction({"video": str(video), "label": overall["label"], "score": overall["score"],
                        "window_sec": plan.window_sec, "stride_sec": plan.stride_sec,
