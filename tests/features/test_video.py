@@ -1,9 +1,11 @@
+import struct
+
 import cv2
 import numpy as np
 import pytest
 
 from tests.conftest import write_corrupt_video
-from vidcls.features import VideoReadError, read_sampled_frames, segment_centre_indices
+from vidcls.features import VideoReadError, read_counted, read_sampled_frames, segment_centre_indices
 from vidcls.features.video import count_frames
 
 
@@ -45,6 +47,41 @@ def test_samples_come_from_the_right_frames(tmp_path):
     clip = read_sampled_frames(path, num_frames=4, image_size=32)
     observed = clip.frames.reshape(4, -1).mean(axis=1) / 6
     np.testing.assert_allclose(observed, segment_centre_indices(40, 4), atol=0.6)
+
+
+def _ramp_avi(path, frames=40, header_frames=None):
+    """An MJPG AVI whose frame i has brightness 6 i; `header_frames` overwrites the frame
+    count its headers claim (avih and strh), as a damaged or lying container does."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10, (32, 32))
+    for index in range(frames):
+        writer.write(np.full((32, 32, 3), index * 6, np.uint8))
+    writer.release()
+    if header_frames is not None:
+        data = bytearray(path.read_bytes())
+        for chunk, offset in ((b"avih", 16), (b"strh", 32)):
+            at = data.find(chunk) + 8 + offset
+            assert struct.unpack("<I", data[at:at + 4])[0] == frames
+            data[at:at + 4] = struct.pack("<I", header_frames)
+        path.write_bytes(bytes(data))
+    return path
+
+
+@pytest.mark.parametrize("header_frames", [None, 80, 25])
+def test_one_decoding_pass_counts_and_samples_unless_the_container_lies(tmp_path, header_frames):
+    path = _ramp_avi(tmp_path / "ramp.avi", header_frames=header_frames)
+    assert cv2.VideoCapture(str(path)).get(cv2.CAP_PROP_FRAME_COUNT) == (header_frames or 40)
+    counted = read_counted(path, lambda total: set(segment_centre_indices(total, 4).tolist()), 32)
+    # The plan is the one for the decoded count (40), whatever the header says; a wrong header
+    # costs a second pass, a right one does not.
+    assert counted.total == 40 and sorted(counted.frames) == segment_centre_indices(40, 4).tolist()
+    assert counted.passes == (1 if header_frames is None else 2)
+    brightness = [counted.frames[index].mean() / 6 for index in sorted(counted.frames)]
+    np.testing.assert_allclose(brightness, segment_centre_indices(40, 4), atol=0.6)
+    clip = read_sampled_frames(path, num_frames=4, image_size=32)
+    assert clip.total_frames == 40
+    np.testing.assert_allclose(clip.frames.reshape(4, -1).mean(axis=1) / 6, segment_centre_indices(40, 4), atol=0.6)
+    with pytest.raises(VideoReadError, match=r"frames \[40\] could not be decoded \(the video has 40 frames\)"):
+        counted.require([5, 40])
 
 
 @pytest.mark.parametrize("make, reason", [

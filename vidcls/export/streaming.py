@@ -112,7 +112,7 @@ def _standard_tensors(role: str, metadata: dict) -> tuple[dict, dict]:
 def _training_window(run: RunDir) -> float:
     """The median length in seconds of (up to 32) training clips: a window spans as much
     time as the clips the model learned from."""
-    from vidcls.features import video_timing
+    from vidcls.features import frame_rate
 
     by_id = {entry["clip_id"]: entry for entry in run.cache().entries}
     lengths = []
@@ -120,7 +120,7 @@ def _training_window(run: RunDir) -> float:
         entry = by_id[clip_id]
         start, end = entry["frame_range"]
         try:
-            fps, _ = video_timing(entry["video"])
+            fps = frame_rate(entry["video"])
         except VidclsError:
             continue
         lengths.append((end - start) / fps)

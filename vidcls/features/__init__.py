@@ -6,15 +6,14 @@ from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, enc
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.video import (
-    SampledClip, VideoReadError, check_readable, read_clips, read_frames, read_sampled_frames, sampled_frame_mask,
-    segment_centre_indices, to_model_frame, video_timing,
+    CountedFrames, SampledClip, VideoReadError, check_readable, frame_rate, read_clips, read_counted,
+    read_sampled_frames, sampled_frame_mask, segment_centre_indices, to_model_frame,
 )
 from vidcls.features.windows import WindowPlan, check_seconds, plan_windows
 
 __all__ = [
-    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS",
-    "SampledClip", "VideoReadError", "WindowPlan", "check_readable", "check_seconds", "plan_windows", "read_frames", "to_model_frame",
+    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS",
+    "SampledClip", "VideoReadError", "WindowPlan", "check_readable", "check_seconds", "plan_windows", "to_model_frame",
     "difference_images", "encoder_from_fingerprint",
     "extract", "get_backbone", "pack_cache", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
-    "video_timing",
 ]

@@ -82,21 +82,81 @@ def count_frames(path: Path) -> int:
     return total
 
 
-def video_timing(path: str | Path) -> tuple[float, int]:
-    """`(frames per second, frame count)`: the rate from the container, the count from
-    decoding (containers' counts are often wrong).
+@dataclass(frozen=True)
+class CountedFrames:
+    """What `read_counted` found: the frame count found by decoding, the wanted frames
+    (resized RGB uint8 by source index) and how many decoding passes it took (1, or 2 when
+    the container's count was wrong)."""
+
+    total: int
+    frames: dict[int, np.ndarray]
+    passes: int
+
+    def require(self, indices) -> list[np.ndarray]:
+        """The frames at `indices`, in order.
+
+        Raises:
+            VideoReadError: one of them could not be decoded.
+        """
+        indices = [int(index) for index in indices]
+        missing = sorted(set(indices) - self.frames.keys())
+        if missing:
+            raise VideoReadError(f"frames {missing[:5]} could not be decoded (the video has {self.total} frames)")
+        return [self.frames[index] for index in indices]
+
+
+def read_counted(path: str | Path, wanted_for, image_size: int) -> CountedFrames:
+    """Decodes `path` once, counting its frames and keeping those `wanted_for(total)` names.
+
+    Which frames are wanted depends on the frame count, which only decoding tells
+    reliably. The container's count plans the pass; decoding to the end verifies it. When
+    the container was wrong and the true plan needs frames this pass skipped, a second
+    pass fetches them (the decode-verified fallback), so the result never depends on the
+    header.
 
     Raises:
-        VideoReadError: a missing, empty or undecodable file, or no frame rate.
+        VideoReadError: the file is unusable or has no decodable frame.
     """
     path = Path(path)
-    fps = _container_fps(path)
-    total = count_frames(path)
+    check_readable(path)
+    capture = _open(path)
+    try:
+        estimate = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+        try:
+            planned = set(wanted_for(estimate)) if estimate > 0 else set()
+        except VidclsError:  # e.g. too many windows for the header's count: the true count decides
+            planned = set()
+        decoded: dict[int, np.ndarray] = {}
+        total = 0
+        while capture.grab():
+            if total in planned:
+                ok, frame = capture.retrieve()
+                if ok:
+                    decoded[total] = to_model_frame(frame, image_size)
+            total += 1
+    finally:
+        capture.release()
     if total == 0:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
+    wanted = set(wanted_for(total))
+    passes = 1
+    if not wanted <= decoded.keys():
+        more, _ = _decode(path, wanted - decoded.keys(), image_size)
+        decoded.update(more)
+        passes = 2
+    return CountedFrames(total, {index: decoded[index] for index in wanted if index in decoded}, passes)
+
+
+def frame_rate(path: str | Path) -> float:
+    """The frame rate the container reports.
+
+    Raises:
+        VideoReadError: a missing, empty or unopenable file, or no frame rate.
+    """
+    fps = _container_fps(Path(path))
     if not fps or fps <= 0:
         raise VideoReadError("the container reports no frame rate, so windows in seconds cannot be placed")
-    return float(fps), total
+    return float(fps)
 
 
 def read_sampled_frames(path: str | Path, num_frames: int, image_size: int, difference_gap: int = 0) -> SampledClip:
@@ -126,32 +186,28 @@ def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image
     """
     path = Path(path)
     fps = _container_fps(path)
-    total = count_frames(path) if any(clip_range.whole for clip_range in ranges) else None
-    if total == 0:
-        raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
-    plans = [_plan(clip_range, total, fps, num_frames, difference_gap) for clip_range in ranges]
-    wanted = set().union(*(set(plan[2].tolist()) | set(plan[3].tolist())
-                           for plan in plans if not isinstance(plan, VideoReadError)))
+    if any(clip_range.whole for clip_range in ranges):
+        # A whole-video clip's plan needs the frame count: one pass counts and samples.
+        counted = read_counted(path, lambda total: _wanted(_plans(ranges, total, fps, num_frames, difference_gap)),
+                               image_size)
+        plans = _plans(ranges, counted.total, fps, num_frames, difference_gap)
+        return [_assemble(plan, counted.frames, counted.total - 1) for plan in plans]
+    plans = _plans(ranges, None, fps, num_frames, difference_gap)
+    wanted = _wanted(plans)
     decoded, last_decoded = _decode(path, wanted, image_size)
     if not decoded and wanted:
         raise VideoReadError("no decodable frame (corrupt, truncated or not a video)")
     return [_assemble(plan, decoded, last_decoded) for plan in plans]
 
 
-def read_frames(path: str | Path, indices, image_size: int) -> dict[int, np.ndarray]:
-    """The frames at `indices` (source frame numbers), resized RGB uint8, decoded in one pass.
+def _plans(ranges: list[ClipRange], total: int | None, fps: float, num_frames: int, difference_gap: int) -> list:
+    return [_plan(clip_range, total, fps, num_frames, difference_gap) for clip_range in ranges]
 
-    Raises:
-        VideoReadError: the file is unusable, or one of the frames cannot be decoded.
-    """
-    path = Path(path)
-    check_readable(path)
-    wanted = {int(index) for index in indices}
-    decoded, last = _decode(path, wanted, image_size)
-    missing = sorted(wanted - decoded.keys())
-    if missing:
-        raise VideoReadError(f"frames {missing[:5]} could not be decoded (last decodable frame: {last})")
-    return decoded
+
+def _wanted(plans: list) -> set[int]:
+    """Every source frame the readable plans sample or pair with."""
+    return set().union(*(set(plan[2].tolist()) | set(plan[3].tolist())
+                         for plan in plans if not isinstance(plan, VideoReadError)))
 
 
 def check_readable(path: Path) -> None:

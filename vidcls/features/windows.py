@@ -50,6 +50,10 @@ class WindowPlan:
     def frame_interval_sec(self) -> float:
         return self.interval / self.fps
 
+    def source_frames(self) -> set[int]:
+        """Every source frame the plan reads: grid frames and their partners."""
+        return {*self.frames.tolist(), *self.partners.tolist()}
+
     def times(self, window: int) -> tuple[float, float]:
         """`(start_sec, end_sec)` of a window: its frames' segments, within the video."""
         if len(self.frames) < self.windows.shape[1]:  # a video shorter than one window: all of it

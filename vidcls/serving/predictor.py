@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.features import (
-    SampledClip, check_seconds, encoder_from_fingerprint, plan_windows, read_frames, read_sampled_frames,
-    sampled_frame_mask, video_timing,
+    SampledClip, check_seconds, encoder_from_fingerprint, frame_rate, plan_windows, read_counted, read_sampled_frames,
+    sampled_frame_mask,
 )
 from vidcls.run_dir import RunDir
 
@@ -101,14 +101,18 @@ class Predictor:
         `vidcls.features.plan_windows`, shared with `vidcls stream`) and its grid frames,
         each decoded once."""
         check_seconds("window", window_sec), check_seconds("stride", stride_sec)
-        fps, total = video_timing(video)
-        plan = plan_windows(total, fps, self.num_frames, window_sec, stride_sec, self.encoder.difference_gap,
-                            max_windows)
-        decoded = read_frames(video, set(plan.frames.tolist()) | set(plan.partners.tolist()), self.backbone.image_size)
-        grid = SampledClip(frames=np.stack([decoded[index] for index in plan.frames.tolist()]),
-                           frame_range=(0, total), valid_frames=len(set(plan.frames.tolist())),
-                           partner_frames=(np.stack([decoded[index] for index in plan.partners.tolist()])
-                                           if len(plan.partners) else None))
+        fps = frame_rate(video)
+
+        def plan_for(total: int):
+            return plan_windows(total, fps, self.num_frames, window_sec, stride_sec, self.encoder.difference_gap,
+                                max_windows)
+
+        # One decoding pass counts the frames and keeps those the plan for that count reads.
+        counted = read_counted(video, lambda total: plan_for(total).source_frames(), self.backbone.image_size)
+        plan = plan_for(counted.total)
+        grid = SampledClip(frames=np.stack(counted.require(plan.frames)),
+                           frame_range=(0, counted.total), valid_frames=len(set(plan.frames.tolist())),
+                           partner_frames=np.stack(counted.require(plan.partners)) if len(plan.partners) else None)
         return {"video": str(video), "plan": plan, "grid": grid}
 
     def classify_windows(self, read: dict) -> dict:
