@@ -17,8 +17,10 @@ REAL_VIDEOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "real_vi
 # The suite's small cache holds the appearance stream only: its synthetic classes (colour
 # changes, growing shapes) are told apart by appearance; tests/features/test_streams.py
 # covers the default two-stream cache.
+# float32, so that exports (which compute in float32: phones have no bfloat16) must match
+# predict to 1e-4; tests/features/test_precision.py covers bfloat16 caches.
 TINY_FEATURES = dict(backbone="resnet50", weights="none", num_frames=8, image_size=32, batch_size=32,
-                     streams=["appearance"])
+                     streams=["appearance"], precision="float32")
 
 
 def write_corrupt_video(path: Path) -> Path:

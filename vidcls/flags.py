@@ -43,6 +43,8 @@ EXTRACT_FLAGS = [
     Flag("extract.difference_gap", "frame_difference: frames between the two differenced images"),
     Flag("extract.difference_gain", "frame_difference: |difference| x this, clipped to 255"),
     Flag("extract.grid", "pool the last feature map over GRID x GRID cells instead of the whole frame"),
+    Flag("extract.precision", "the backbone's number format: auto, float32, bfloat16, float16 (auto: bfloat16 on "
+         "CPUs with AMX/AVX512-BF16, float16 on GPUs with tensor cores, else float32)"),
     Flag("extract.batch_size", "images per backbone call"),
     Flag("extract.seed", "initialises the backbone for --weights none"),
     Flag("extract.allow_failures", "exit 0 even if some videos are unreadable"),

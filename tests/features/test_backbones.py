@@ -31,7 +31,7 @@ def test_same_seed_rebuilds_the_same_weights():
 def test_weights_file_loads_and_is_fingerprinted(tmp_path):
     source = get_backbone("mobilenet_v2", weights="none", image_size=32, seed=3)
     path = tmp_path / "mobilenet_v2.weights.h5"
-    source._model.save_weights(str(path))
+    source.save_weights(str(path))
     loaded = get_backbone("mobilenet_v2", weights=str(path), image_size=32, seed=99)
     assert loaded.weights_checksum() == source.weights_checksum()
     assert loaded.fingerprint()["weights"].startswith("file:")
@@ -41,7 +41,7 @@ def test_missing_or_wrong_weights_file_is_a_clear_error(tmp_path):
     with pytest.raises(VidclsError, match="Weights file .*nope.h5 does not exist"):
         get_backbone("resnet50", weights=str(tmp_path / "nope.h5"))
     other = tmp_path / "mobilenet.weights.h5"
-    get_backbone("mobilenet_v2", weights="none", image_size=32)._model.save_weights(str(other))
+    get_backbone("mobilenet_v2", weights="none", image_size=32).save_weights(str(other))
     with pytest.raises(VidclsError, match="Could not load weights file .*mobilenet.weights.h5 into resnet50"):
         get_backbone("resnet50", weights=str(other), image_size=32)
 

@@ -44,7 +44,7 @@ def test_backbone_weights_that_differ_from_the_cache_are_refused(trained_run, tm
     from vidcls.features import get_backbone
 
     other = tmp_path / "other.weights.h5"
-    get_backbone("resnet50", weights="none", image_size=32, seed=123)._model.save_weights(str(other))
+    get_backbone("resnet50", weights="none", image_size=32, seed=123).save_weights(str(other))
     with pytest.raises(VidclsError, match="differ from those that built the training cache"):
         Predictor(trained_run, weights=str(other))
 

@@ -37,6 +37,10 @@ class FeatureConfig:
     difference_gap: int = 2
     difference_gain: float = 4.0
     grid: int = 1  # pool the backbone's last feature map over grid x grid cells (1: the whole frame)
+    # The backbone's number format: auto (bfloat16 on CPUs with AMX/AVX512-BF16, float16 on
+    # GPUs with tensor cores, else float32), float32, bfloat16 or float16. Part of the cache's
+    # fingerprint; predict, serve and export embed as the cache did.
+    precision: str = "auto"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _encoder_saved_model(encoder, read_streams: list[str], mean: np.ndarray, sca
     import keras
     import tensorflow as tf
 
-    backbone, size = encoder.backbone, encoder.backbone.image_size
+    backbone, size = encoder.backbone.as_float32(), encoder.backbone.image_size  # TFLite computes in float32
 
     def encode(frame, partner_frame=None):
         image = tf.cast(frame, tf.float32)

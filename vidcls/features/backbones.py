@@ -29,6 +29,7 @@ class BackboneSpec:
     output_layer: str | None = None
 
 
+COMPUTE_PRECISIONS = ("float32", "bfloat16", "float16")
 _CAFFE = "caffe: RGB->BGR, ImageNet mean subtracted"
 _INSIDE = "none: rescaling is inside the model"
 
@@ -67,6 +68,9 @@ class Backbone:
             function is traced once.
         grid: 1 averages the last feature map over the whole frame; g > 1 averages it over
             g x g cells (D = g * g * channels, cell by cell), so where things are survives.
+        precision: the format the network computes in: float32, or bfloat16 / float16
+            (weights stay float32 and are cast, preprocessing is float32; see
+            `vidcls.features.precision`).
 
     Example:
         >>> backbone = Backbone("resnet50", weights="none", image_size=112)
@@ -75,8 +79,11 @@ class Backbone:
     """
 
     def __init__(self, name: str, weights: str = "imagenet", image_size: int | None = None,
-                 seed: int = 0, batch_size: int = 64, grid: int = 1):
+                 seed: int = 0, batch_size: int = 64, grid: int = 1, precision: str = "float32"):
         self.spec = backbone_spec(name)
+        if precision not in COMPUTE_PRECISIONS:
+            raise VidclsError(f"Expected a backbone precision of {', '.join(COMPUTE_PRECISIONS)}; received '{precision}'")
+        self.precision = precision
         if grid < 1:
             raise VidclsError(f"Expected --grid >= 1 (cells per side); received {grid}")
         if grid > 1 and self.spec.output_layer is not None:
@@ -93,7 +100,10 @@ class Backbone:
         self.batch_size = batch_size
         self.seed = seed
         self.weights = _normalise_weights(weights)
-        self._model = self._build()
+        self._source = self._build()  # as loaded: what the weights checksum covers
+        from vidcls.features.folding import fold_for_inference
+
+        self._model = fold_for_inference(self._source, precision)
         self._embed = self._compile()
         # Trace now, so the first real batch (and extraction's clock) does not pay for it.
         self._embed(np.zeros((batch_size, self.image_size, self.image_size, 3), np.uint8))
@@ -115,12 +125,27 @@ class Backbone:
         }
         if self.grid > 1:  # absent means 1, as in caches written before grids existed
             info["grid"] = self.grid
+        if self.precision != "float32":  # absent means float32, as in caches written before --precision
+            info["precision"] = self.precision
         return info
+
+    def save_weights(self, path: str | Path) -> None:
+        """Writes the weights as loaded (before folding) to a Keras weights file that
+        `--weights PATH` takes."""
+        self._source.save_weights(str(path))
+
+    def as_float32(self) -> "Backbone":
+        """This backbone computing in float32, same weights: what a TFLite export holds
+        (phones have no bfloat16 kernels, and float16 there is a weights format)."""
+        if self.precision == "float32":
+            return self
+        return Backbone(self.name, self.weights, self.image_size, self.seed, self.batch_size, self.grid)
 
     @property
     def model(self):
-        """The Keras model from preprocessed float images to features (e.g. for an export
-        that puts the backbone in the same graph as the classifier)."""
+        """The Keras model from preprocessed float images to features, batch normalisation
+        folded, computing in `precision` (e.g. for an export that puts the backbone in the
+        same graph as the classifier: use `as_float32().model` there)."""
         return self._model
 
     def preprocess(self, images):
@@ -131,7 +156,7 @@ class Backbone:
 
     def weights_checksum(self) -> str:
         digest = hashlib.sha256()
-        for weight in self._model.weights:
+        for weight in self._source.weights:
             digest.update(np.asarray(weight.numpy(), dtype=np.float32).tobytes())
         return digest.hexdigest()[:16]
 
@@ -212,7 +237,7 @@ class Backbone:
 
         @tf.function(reduce_retracing=True)
         def embed(frames):
-            return model(self.preprocess(tf.cast(frames, tf.float32)), training=False)
+            return tf.cast(model(self.preprocess(tf.cast(frames, tf.float32)), training=False), tf.float32)
 
         return embed
 
@@ -250,6 +275,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def get_backbone(name: str, weights: str = "imagenet", image_size: int | None = None,
-                 seed: int = 0, batch_size: int = 64, grid: int = 1) -> Backbone:
+                 seed: int = 0, batch_size: int = 64, grid: int = 1, precision: str = "float32") -> Backbone:
     """Builds a registered backbone; see `Backbone`."""
-    return Backbone(name, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size, grid=grid)
+    return Backbone(name, weights=weights, image_size=image_size, seed=seed, batch_size=batch_size, grid=grid,
+                    precision=precision)

@@ -115,7 +115,7 @@ class ClipEncoder:
 
 def encoder_from_fingerprint(fingerprint: dict, weights: str | None = None, batch_size: int = 64) -> ClipEncoder:
     """The encoder that filled a cache, rebuilt from its `cache.json` (the backbone with the
-    same weights, image size, grid and seed; the same streams); `weights` overrides where
+    same weights, image size, grid, seed and number format; the same streams); `weights` overrides where
     the backbone's weights file is now.
 
     Raises:
@@ -125,7 +125,8 @@ def encoder_from_fingerprint(fingerprint: dict, weights: str | None = None, batc
 
     source = weights or fingerprint.get("weights_source") or fingerprint["weights"]
     backbone = get_backbone(fingerprint["backbone"], source, fingerprint["image_size"], fingerprint.get("seed", 0),
-                            batch_size=batch_size, grid=int(fingerprint.get("grid", 1)))
+                            batch_size=batch_size, grid=int(fingerprint.get("grid", 1)),
+                            precision=fingerprint.get("precision", "float32"))
     if backbone.weights_checksum() != fingerprint["weights_checksum"]:
         raise VidclsError(
             f"The {fingerprint['backbone']} weights loaded from {source!r} differ from those that built the "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -15,11 +17,14 @@ from vidcls import __version__
 from vidcls.config import FeatureConfig
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
-from vidcls.features.cache import FAILURES_FILE, FeatureCache, writer_lock
+from vidcls.features.cache import CACHE_FILE, FAILURES_FILE, FeatureCache, writer_lock
 from vidcls.features.encoder import ClipEncoder, check_streams
+from vidcls.features.precision import resolve_precision
 from vidcls.features.video import SampledClip, VideoReadError, read_clips
 from vidcls.progress import progress_bar
 from vidcls.videos import VideoItem, discover_videos, read_annotations
+
+logger = logging.getLogger("vidcls")
 
 SAMPLING = "segment_centres"
 READ_AHEAD_PER_WORKER = 4  # decoded videos waiting for the backbone; bounds memory
@@ -38,6 +43,7 @@ class ExtractSummary:
     seconds: float = 0.0
     failures: list[dict] = field(default_factory=list)
     feature_std: float | None = None
+    precision: str = "float32"
 
     @property
     def frames_per_second(self) -> float:
@@ -50,7 +56,7 @@ class ExtractSummary:
     def describe(self) -> str:
         lines = [
             f"extracted {self.extracted} clips ({self.frames} frames) in {self.seconds:.1f} s "
-            f"= {self.frames_per_second:.0f} frames/s; {self.skipped} already cached; "
+            f"= {self.frames_per_second:.0f} frames/s (backbone in {self.precision}); {self.skipped} already cached; "
             f"{len(self.failures)} failed",
         ]
         lines += [f"  failed: {failure['video']}: {failure['reason']}" for failure in self.failures]
@@ -80,8 +86,10 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     shard_index, shard_count = parse_shard(config.shard)
     items = read_annotations(config.annotations, config.data_dir or None) if config.annotations else discover_videos(config.data_dir)
     items = shard_items(items, shard_index, shard_count)
+    precision = resolve_precision(_resumed_precision(config) or config.precision)
+    logger.info("extract: the backbone computes in %s (%s)", precision.name, precision.reason)
     backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size,
-                            config.grid)
+                            config.grid, precision.name)
     encoder = ClipEncoder(backbone, config.streams, config.difference_gap, config.difference_gain)
     with writer_lock(config.cache_dir, shard_index, shard_count):
         return _extract(config, items, encoder, progress)
@@ -98,7 +106,7 @@ def _extract(config: FeatureConfig, items: list[VideoItem], encoder: ClipEncoder
     })
     done = {entry["clip_id"] for entry in cache.entries}  # a re-run resumes
     todo = [item for item in items if item.clip_id not in done]
-    summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo))
+    summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo), precision=encoder.backbone.precision)
     spread = _RunningStd()
     started = time.perf_counter()
     # Writes (each fsynced) go to one background thread, in order, so the backbone never
@@ -128,6 +136,19 @@ def _extract(config: FeatureConfig, items: list[VideoItem], encoder: ClipEncoder
     summary.feature_std = spread.value()
     cache.record_failures(summary.failures, retried={item.video for item in todo})
     return summary
+
+
+def _resumed_precision(config: FeatureConfig) -> str | None:
+    """With --precision auto, an existing cache continues in the format it was filled in
+    (caches from before --precision existed are float32), so that resuming on another
+    machine, or after this default changed, never mixes formats in one cache."""
+    info = Path(config.cache_dir) / CACHE_FILE
+    if config.precision != "auto" or config.overwrite or not info.is_file():
+        return None
+    try:
+        return json.loads(info.read_text()).get("precision", "float32")
+    except (OSError, ValueError):
+        return None  # FeatureCache.create names what is wrong with it
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
