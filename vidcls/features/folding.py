@@ -53,15 +53,33 @@ def fold_for_inference(model, precision: str = "float32"):
 
 
 def _convolution_normalisation_pairs(model) -> dict:
-    """`{convolution name: the BatchNormalization layer that alone reads its output}`."""
+    """`{convolution name: the BatchNormalization layer that alone reads its output}`, from
+    the functional graph as `get_config()` describes it (each layer's inbound tensors name
+    the layer that made them)."""
+    readers: dict[str, list[str]] = {}
+    for entry in model.get_config()["layers"]:
+        for source in _sources(entry.get("inbound_nodes", [])):
+            readers.setdefault(source, []).append(entry["name"])
+    layers = {layer.name: layer for layer in model.layers}  # not the bare operations (x + 3) some graphs hold
     pairs = {}
     for layer in model.layers:
-        if not isinstance(layer, keras.layers.BatchNormalization) or len(layer._inbound_nodes) != 1:
+        if type(layer).__name__ not in FOLDABLE or len(readers.get(layer.name, [])) != 1:
             continue
-        producer = layer._inbound_nodes[0].input_tensors[0]._keras_history.operation
-        if type(producer).__name__ in FOLDABLE and len(producer._outbound_nodes) == 1 and layer.axis in (-1, [-1], 3, [3]):
-            pairs[producer.name] = layer
+        reader = layers.get(readers[layer.name][0])
+        if isinstance(reader, keras.layers.BatchNormalization) and reader.axis in (-1, [-1], 3, [3]):
+            pairs[layer.name] = reader
     return pairs
+
+
+def _sources(value) -> list[str]:
+    """Names of the layers whose output tensors appear anywhere in a serialised call."""
+    if isinstance(value, dict):
+        if value.get("class_name") == "__keras_tensor__":
+            return [value["config"]["keras_history"][0]]
+        return [name for item in value.values() for name in _sources(item)]
+    if isinstance(value, (list, tuple)):
+        return [name for item in value for name in _sources(item)]
+    return []
 
 
 def _folded_weights(convolution, normalisation) -> list[np.ndarray]:
