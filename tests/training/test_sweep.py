@@ -18,8 +18,8 @@ TINY = {"train.batch_size": 4, "model.adapter_units": 16, "model.attention_units
 
 
 def _sweep_file(tmp_path, cache_dir, name="sweep.yaml", **extra):
-    spec = {"set": {"data.cache_dir": str(cache_dir), "train.epochs": 2, **TINY},
-            "parameters": {"model.hidden_units": [4, 8], "train.learning_rate": [1.0e-3, 3.0e-3]}, **extra}
+    spec = {"set": {"data.cache_dir": str(cache_dir), "train.epochs": 2, "model.name": "mean_pool", **TINY},
+            "parameters": {"model.adapter_units": [4, 8], "train.learning_rate": [1.0e-3, 3.0e-3]}, **extra}
     path = tmp_path / name
     path.write_text(yaml.safe_dump(spec))
     return path
@@ -51,19 +51,19 @@ def test_a_killed_two_by_two_grid_resumes_into_four_ranked_runs(cache_dir, tmp_p
     assert [int(row["rank"]) for row in rows] == [1, 2, 3, 4]
     keys = [(-float(row["val_accuracy"]), float(row["val_loss"])) for row in rows]
     assert keys == sorted(keys)  # by validation accuracy, ties by validation loss
-    combos = {(int(row["model.hidden_units"]), float(row["train.learning_rate"])) for row in rows}
+    combos = {(int(row["model.adapter_units"]), float(row["train.learning_rate"])) for row in rows}
     assert combos == {(4, 1e-3), (4, 3e-3), (8, 1e-3), (8, 3e-3)}  # each grid point once, none twice
     for row in rows:
         run_dir = out / f"trial_{row['trial']}"
         trial = json.loads((run_dir / "trial.json").read_text())
         assert trial["status"] == "completed"
-        assert trial["parameters"]["model.hidden_units"] == int(row["model.hidden_units"])
+        assert trial["parameters"]["model.adapter_units"] == int(row["model.adapter_units"])
         config = yaml.safe_load((run_dir / "config.yaml").read_text())
         assert config["train"]["learning_rate"] == float(row["train.learning_rate"])
         metrics = json.loads((run_dir / "eval" / "metrics.json").read_text())
         assert metrics["accuracy"] == pytest.approx(float(row["test_accuracy"]))
     best = yaml.safe_load((out / "best_config.yaml").read_text())
-    assert best["model"]["hidden_units"] == int(rows[0]["model.hidden_units"])
+    assert best["model"]["adapter_units"] == int(rows[0]["model.adapter_units"])
     assert best["train"]["learning_rate"] == float(rows[0]["train.learning_rate"])
     assert "| rank | status | trial |" in (out / "sweep_results.md").read_text()
 
@@ -71,14 +71,14 @@ def test_a_killed_two_by_two_grid_resumes_into_four_ranked_runs(cache_dir, tmp_p
     everything = _mtimes(out, [f"trial_{row['trial']}" for row in rows])
     assert main(["sweep", "--config", str(sweep), "--out-dir", str(out)]) == 0
     assert _mtimes(out, everything) == everything
-    changed = _sweep_file(tmp_path, cache_dir, name="other.yaml", parameters={"model.hidden_units": [4, 16]})
+    changed = _sweep_file(tmp_path, cache_dir, name="other.yaml", parameters={"model.adapter_units": [4, 16]})
     with pytest.raises(VidclsError, match="holds another sweep .*'parameters'"):
         run_sweep(changed, out)
 
 
 def test_hyperband_promotes_trials_by_continuing_their_runs(cache_dir, tmp_path):
     path = _sweep_file(tmp_path, cache_dir, search="hyperband", max_epochs=3, factor=3, seed=1,
-                       parameters={"model.hidden_units": [4, 8], "train.learning_rate": {"min": 1e-3, "max": 1e-2, "log": True}})
+                       parameters={"model.adapter_units": [4, 8], "train.learning_rate": {"min": 1e-3, "max": 1e-2, "log": True}})
     path.write_text(path.read_text().replace("train.epochs: 2\n", ""))  # hyperband sets the epochs
     rows = run_sweep(path, tmp_path / "hb")
     by_trial = {row["trial"]: row for row in rows}
@@ -174,8 +174,8 @@ def test_a_sweep_tunes_lora_rank_on_a_trained_run(trained_run, cache_dir, tmp_pa
 
 def test_with_folds_each_trial_is_a_grouped_crossval_ranked_by_its_mean(grouped_cache, tmp_path):
     path = _sweep_file(tmp_path, grouped_cache, folds=3, group_by="group",
-                       set={"data.cache_dir": str(grouped_cache), "train.epochs": 2, **TINY},
-                       parameters={"model.hidden_units": [4, 8]})
+                       set={"data.cache_dir": str(grouped_cache), "train.epochs": 2, "model.name": "mean_pool", **TINY},
+                       parameters={"model.adapter_units": [4, 8]})
     rows = run_sweep(path, tmp_path / "out")
     assert [row["rank"] for row in rows] == [1, 2]
     assert rows[0]["cv_accuracy"] >= rows[1]["cv_accuracy"]
@@ -186,7 +186,7 @@ def test_with_folds_each_trial_is_a_grouped_crossval_ranked_by_its_mean(grouped_
         assert row["cv_accuracy_std"] == pytest.approx(summary["model"]["std"]["accuracy"])
         assert row["baseline_cv_accuracy"] == pytest.approx(summary["baseline"]["mean"]["accuracy"])
     best = yaml.safe_load((tmp_path / "out" / "best_config.yaml").read_text())
-    assert best["model"]["hidden_units"] == rows[0]["model.hidden_units"] and best["data"]["split_file"] == ""
+    assert best["model"]["adapter_units"] == rows[0]["model.adapter_units"] and best["data"]["split_file"] == ""
     with pytest.raises(VidclsError, match="a sweep with folds ranks by cross-validated metrics"):
         read_sweep(_sweep_file(tmp_path, grouped_cache, name="bad.yaml", folds=3, rank_by="val_loss"))
     with pytest.raises(VidclsError, match="group_by in .* is a cross-validation setting: set folds too"):
