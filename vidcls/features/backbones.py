@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,7 +140,13 @@ class Backbone:
         (phones have no bfloat16 kernels, and float16 there is a weights format)."""
         if self.precision == "float32":
             return self
-        return Backbone(self.name, self.weights, self.image_size, self.seed, self.batch_size, self.grid)
+        from vidcls.features.folding import fold_for_inference
+
+        twin = copy.copy(self)  # the loaded network is shared: no second read of the weights
+        twin.precision = "float32"
+        twin._model = fold_for_inference(self._source, "float32")
+        twin._embed = twin._compile()
+        return twin
 
     @property
     def model(self):

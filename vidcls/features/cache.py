@@ -50,7 +50,7 @@ class FeatureCache:
                 f"{self.root} is not a feature cache: {info_path} is missing "
                 "(create one with `vidcls extract --data-dir DIR --cache-dir DIR`)"
             )
-        self.info: dict = _read_info(info_path)
+        self.info: dict = read_info(info_path)
         self.entries: list[dict] = _unique_entries(_read_jsonl(self.manifest_path), self.manifest_path)
         self._manifest_read_to = 0  # bytes of the manifest this process has seen (see write_clip)
         self._clip_ids = {entry["clip_id"] for entry in self.entries}
@@ -80,7 +80,7 @@ class FeatureCache:
         if overwrite and info_path.is_file():
             _delete_cache_files(root)
         if info_path.is_file():
-            existing = _read_info(info_path)
+            existing = read_info(info_path)
             differences = {
                 key: (existing.get(key), value)
                 for key, value in info.items()
@@ -248,7 +248,7 @@ def fingerprint_digest(info: dict) -> str:
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _read_info(path: Path) -> dict:
+def read_info(path: Path) -> dict:
     """cache.json, checked: JSON, an object with the required keys, and the settings it
     was written with (a hand edit, e.g. of the backbone, would describe other features
     than the files hold)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections import deque
@@ -17,7 +16,7 @@ from vidcls import __version__
 from vidcls.config import FeatureConfig
 from vidcls.errors import VidclsError
 from vidcls.features.backbones import backbone_spec, get_backbone
-from vidcls.features.cache import CACHE_FILE, FAILURES_FILE, FeatureCache, writer_lock
+from vidcls.features.cache import CACHE_FILE, FAILURES_FILE, FeatureCache, read_info, writer_lock
 from vidcls.features.encoder import ClipEncoder, check_streams
 from vidcls.features.precision import resolve_precision
 from vidcls.features.video import SampledClip, VideoReadError, read_clips
@@ -145,10 +144,7 @@ def _resumed_precision(config: FeatureConfig) -> str | None:
     info = Path(config.cache_dir) / CACHE_FILE
     if config.precision != "auto" or config.overwrite or not info.is_file():
         return None
-    try:
-        return json.loads(info.read_text()).get("precision", "float32")
-    except (OSError, ValueError):
-        return None  # FeatureCache.create names what is wrong with it
+    return read_info(info).get("precision", "float32")  # a damaged cache.json is named here, as create() would
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
