@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.attention_pooling import AttentionPooling
+from vidcls.models.lstm import LSTM
 from vidcls.models.recurrent import bidirectional as bidirectional_layers
 from vidcls.models.blocks import (
     TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, frame_streams,
@@ -57,7 +58,7 @@ class AttentionLSTMClassifier(TemporalClassifier):
                 states = bidirectional_layers("lstm", hidden_units, x, valid, return_sequences=True, unroll=unroll,
                                               name=f"lstm{suffix}")
             else:
-                states = keras.layers.LSTM(hidden_units, return_sequences=True, unroll=unroll,
+                states = LSTM(hidden_units, return_sequences=True, unroll=unroll,
                                            name=f"lstm{suffix}")(x, mask=valid)
             pooled.append(AttentionPooling(attention_units, name=f"attention_pooling{suffix}")(states, mask=valid))
         outputs = classifier_head(fuse(pooled), num_classes, dropout)

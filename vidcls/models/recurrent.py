@@ -8,6 +8,7 @@ from vidcls.models.blocks import (
     TemporalClassifier, check_choice, check_dropout, check_num_classes, check_positive, classifier_head,
     frame_adapter, frame_streams, fuse, masked_mean, model_inputs,
 )
+from vidcls.models.lstm import LSTM
 
 RECURRENT_POOLING = ("last", "mean")
 
@@ -21,7 +22,7 @@ def bidirectional(cell: str, units: int, x, valid, return_sequences: bool, unrol
     skipped in both directions; with `return_sequences=False` each direction returns its
     state after its last real frame.
     """
-    layer = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}[cell]
+    layer = {"lstm": LSTM, "gru": keras.layers.GRU}[cell]
     forward = layer(units, return_sequences=return_sequences, unroll=unroll, name=name)(x, mask=valid)
     backward = layer(units, return_sequences=return_sequences, go_backwards=True, unroll=unroll,
                      name=f"{name}_backward")(x, mask=valid)
