@@ -136,14 +136,17 @@ def patch_multi_worker_reduce() -> None:
 
 
 def build_from_local_replica(model, iterator, keras_build) -> None:
-    """`Model._maybe_symbolic_build` under MultiWorkerMirroredStrategy (keras-team/keras#20585):
-    Keras reduces the first batch across replicas before building the metrics, which fails
-    there; only shapes and dtypes matter, so this builds from this worker's first replica's
-    batch. Elsewhere it calls `keras_build` (Keras's own method)."""
+    """`Model._maybe_symbolic_build` with several replicas: Keras sums the first batch
+    across replicas (AddN) before building the metrics, which fails under
+    MultiWorkerMirroredStrategy (keras-team/keras#20585) and, under MirroredStrategy,
+    whenever the replicas' shares differ: a validation set smaller than the global batch
+    and not divisible by the replicas (19 clips on 2 devices: 10 + 9). Only shapes and
+    dtypes matter, so this builds from the first replica's batch. With one replica it
+    calls `keras_build` (Keras's own method)."""
     import tensorflow as tf
 
     strategy = getattr(model, "_distribute_strategy", None)
-    if iterator is None or not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    if iterator is None or strategy is None or strategy.num_replicas_in_sync == 1:
         keras_build()
         return
     for _, _, batches in iterator:
