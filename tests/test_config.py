@@ -8,7 +8,7 @@ from vidcls.errors import VidclsError
 def test_defaults_are_the_documented_recipe():
     config = ExperimentConfig()
     assert config.model.name == "attention_lstm"
-    assert config.train.batch_size == 32 and config.train.precision == "float32"
+    assert config.train.batch_size == 32 and config.train.precision == "auto"
 
 
 def test_yaml_then_flags_then_set_in_that_order(tmp_path):

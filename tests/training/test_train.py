@@ -6,6 +6,7 @@ import pytest
 
 from vidcls.config import ExperimentConfig
 from vidcls.errors import VidclsError
+from vidcls.features import cpu_bf16_flags
 from vidcls.models import load_model, rebuild_for_export
 from vidcls.training import train
 
@@ -37,7 +38,9 @@ def test_run_directory_contract(trained_run, cache_dir):
         timing = list(csv.DictReader(handle))
     assert [row["epoch"] for row in timing] == ["0", "1", "2"] and all(float(row["samples_per_second"]) > 0 for row in timing)
     env = json.loads((trained_run / "env.json").read_text())
-    assert env["tensorflow"].startswith("2.21") and env["precision"] == "float32" and env["xla"] is False
+    # auto: bfloat16 where the CPU has bfloat16 instructions (no GPU here), else float32.
+    assert env["precision"] == ("mixed_bfloat16" if cpu_bf16_flags() else "float32")
+    assert env["tensorflow"].startswith("2.21") and env["xla"] is False
     assert env["strategy"] and env["replicas"] == 1
     assert any((trained_run / "tensorboard").rglob("events.out.tfevents.*"))
     assert not (trained_run / "backup").exists()  # removed once training completes
@@ -59,6 +62,16 @@ def test_same_config_again_does_nothing_other_config_is_refused(trained_run, cac
     assert train(config, trained_run).already_done
     with pytest.raises(VidclsError, match=r"already holds a run with another configuration \(train.epochs: run has 3, asked 4\)"):
         train(config.replace({"train.epochs": 4}), trained_run)
+
+
+def test_auto_precision_continues_a_run_in_its_stored_precision(cache_dir, tmp_path):
+    """Runs from before `auto` was the default stored float32: the same command, now
+    meaning auto, resumes or finds them finished instead of refusing a changed config."""
+    run_dir = tmp_path / "run"
+    config = _config(cache_dir, **{"train.epochs": 1, "model.name": "mean_pool"})
+    train(config.replace({"train.precision": "float32"}), run_dir)
+    assert config.train.precision == "auto" and train(config, run_dir).already_done
+    assert json.loads((run_dir / "env.json").read_text())["precision"] == "float32"
 
 
 def test_focal_loss_class_weights_and_label_smoothing_train(cache_dir, tmp_path):

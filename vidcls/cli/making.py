@@ -76,7 +76,9 @@ def _add_run_flags(command) -> None:
     precision = command.add_argument_group("precision")
     precision.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
                            help="mixed_float16 (pays off on GPUs; slower on CPU)")
-    precision.add_argument("--precision", help="float32 | float16 | bfloat16 (mixed_float16 / mixed_bfloat16)")
+    precision.add_argument("--precision", help="auto | float32 | float16 | bfloat16 (mixed_float16 / mixed_bfloat16); "
+                           "auto: float16 on GPUs with tensor cores, bfloat16 on CPUs with AMX/AVX512-BF16, else "
+                           "float32 (default)")
 
 
 def _run_config(args, base=None):

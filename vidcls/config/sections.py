@@ -117,7 +117,9 @@ class TrainConfig:
     use_class_weights: bool = False
     class_weights: Optional[dict] = None  # explicit {class: weight}; None: "balanced" when use_class_weights
     focal_alpha_balanced: bool = False  # focal alpha per class from inverse class frequencies
-    precision: str = "float32"  # float32 | mixed_float16 (--mixed-precision) | mixed_bfloat16 (--precision bfloat16)
+    # auto (mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX/AVX512-BF16,
+    # else float32) | float32 | mixed_float16 (--mixed-precision) | mixed_bfloat16 (--precision bfloat16)
+    precision: str = "auto"
     xla: bool = False  # jit_compile the training step (falls back, with a message, where XLA cannot run)
     grad_accum_steps: int = 1  # apply the averaged gradients of this many batches at once
     early_stopping_patience: int = 10

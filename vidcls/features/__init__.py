@@ -5,6 +5,7 @@ from vidcls.features.cache import NOT_FINGERPRINT, FeatureCache
 from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, encoder_from_fingerprint
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
+from vidcls.features.precision import cpu_bf16_flags, resolve_precision
 from vidcls.features.video import (
     CountedFrames, SampledClip, VideoReadError, check_readable, frame_rate, read_clips, read_counted,
     read_sampled_frames, sampled_frame_mask, segment_centre_indices, to_model_frame,
@@ -15,5 +16,5 @@ __all__ = [
     "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS",
     "SampledClip", "VideoReadError", "WindowPlan", "check_readable", "check_seconds", "plan_windows", "to_model_frame",
     "difference_images", "encoder_from_fingerprint",
-    "extract", "get_backbone", "pack_cache", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
+    "cpu_bf16_flags", "extract", "get_backbone", "pack_cache", "resolve_precision", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
 ]

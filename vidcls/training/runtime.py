@@ -19,10 +19,12 @@ from vidcls.keras_compat import patch_multi_worker_reduce
 
 logger = logging.getLogger("vidcls")
 
-PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 # Short names accepted by --precision.
 PRECISION_ALIASES = {"float32": "float32", "fp32": "float32", "float16": "mixed_float16", "fp16": "mixed_float16",
                      "bfloat16": "mixed_bfloat16", "bf16": "mixed_bfloat16"}
+# The policy `auto` takes for the number format features.resolve_precision picks on this machine.
+AUTO_POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 # Measured on the 2-core development CPU (ENVIRONMENT.md): attention-BiLSTM, batch 64.
 CPU_MIXED_PRECISION_SLOWDOWN = "~2x slower"
 # Measured here: attention_lstm, T=16, D=2048, batch 32: 470 samples/s with XLA, 1230 without.
@@ -93,11 +95,9 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
     else:
         devices = _devices(config.devices, gpus)
         strategy = tf.distribute.MirroredStrategy(devices) if len(devices) > 1 else tf.distribute.get_strategy()
-    if precision != "float32" and not gpus:
-        notes.append(
-            f"{precision} requested but no GPU is visible: on CPU mixed_float16 runs {CPU_MIXED_PRECISION_SLOWDOWN} "
-            "than float32 (it pays off on GPUs with tensor cores; bfloat16 on TPUs and recent GPUs); continuing as asked"
-        )
+    precision, reason = _choose_precision(precision, gpus)
+    if reason:
+        notes.append(reason)
     keras.config.set_dtype_policy(precision)
     jit_compile = config.xla
     if jit_compile and strategy.num_replicas_in_sync > 1 and not gpus:
@@ -113,6 +113,30 @@ def resolve_runtime(config: TrainConfig) -> Runtime:
         logger.warning(note)
     return Runtime(strategy=strategy, precision=precision, jit_compile=jit_compile, gpus=len(gpus), notes=notes,
                    deterministic=config.deterministic, **(cluster or {}))
+
+
+def _choose_precision(precision: str, gpus: list) -> tuple[str, str]:
+    """The Keras policy to train in, and a note when it is slow on this machine.
+
+    `auto`: mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX or
+    AVX512-BF16 (with vidcls's LSTM its training step is ~1.5x cheaper than float32
+    there), float32 elsewhere.
+    """
+    from vidcls.features import cpu_bf16_flags, resolve_precision
+
+    if precision == "auto":
+        chosen = resolve_precision("auto")
+        logger.info("Training precision %s (%s)", AUTO_POLICIES[chosen.name], chosen.reason)
+        return AUTO_POLICIES[chosen.name], ""
+    if gpus or precision == "float32":
+        return precision, ""
+    if precision == "mixed_float16":
+        return precision, (f"mixed_float16 requested but no GPU is visible: on CPU it runs {CPU_MIXED_PRECISION_SLOWDOWN} "
+                           "than float32 (it pays off on GPUs with tensor cores); continuing as asked")
+    if not cpu_bf16_flags():
+        return precision, ("mixed_bfloat16 requested on a CPU without bfloat16 instructions: it is emulated and slower "
+                           "than float32; continuing as asked")
+    return precision, ""
 
 
 def _devices(requested: int, gpus: list) -> list[str]:

@@ -49,6 +49,7 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
 
     previous_policy = keras.config.dtype_policy()
     try:
+        config = _keep_stored_precision(RunDir(run_dir), config)
         # First: logical devices and the worker cluster must be set before TensorFlow starts.
         runtime = resolve_runtime(config.train)
         run = RunDir(run_dir)
@@ -57,6 +58,19 @@ def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False)
         return _train(config, run, runtime, progress)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+
+
+def _keep_stored_precision(run: RunDir, config: ExperimentConfig) -> ExperimentConfig:
+    """With `auto` precision, an existing run continues in the precision it was started
+    with (runs from before `auto` was the default stored float32): re-running the same
+    command resumes it instead of refusing a changed configuration."""
+    if config.train.precision != "auto" or not run.config_path.is_file():
+        return config
+    stored = run.config().train.precision
+    if stored != "auto":
+        logger.info("%s was started in %s; continuing in it", run.root, stored)
+        return config.replace({"train.precision": stored})
+    return config
 
 
 def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> TrainResult:
