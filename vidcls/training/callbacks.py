@@ -150,6 +150,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
         self.val_labels = val_labels
         self.space = space
         self._writer = None
+        self._infer = None
 
     def on_train_begin(self, logs=None):
         import tensorflow as tf
@@ -165,7 +166,7 @@ class TensorBoardExtras(keras.callbacks.Callback):
 
         from vidcls.models import outputs_by_target
 
-        outputs = outputs_by_target(self.model.predict(self.val_data, verbose=0), self.space)
+        outputs = outputs_by_target(self._predict(), self.space)
         if self._writer is None:
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "validation_per_class"))
         with self._writer.as_default(step=epoch):
@@ -182,6 +183,19 @@ class TensorBoardExtras(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if self._writer is not None:
             self._writer.close()
+
+    def _predict(self):
+        """The model's outputs on the validation clips, through one compiled inference
+        function. Not `model.predict`: called between epochs it stalled the start of the
+        next epoch by ~0.5 s (median, measured on the 2-core CPU with 1,433 training clips:
+        a quarter of the epoch), and took longer itself (0.33 vs 0.23 s per epoch)."""
+        import tensorflow as tf
+
+        if self._infer is None:
+            model = self.model
+            self._infer = tf.function(lambda inputs: model(inputs, training=False))
+        batches = [self._infer(batch[0]) for batch in self.val_data]
+        return tf.nest.map_structure(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *batches)
 
 
 def _flat_hyperparameters(config: dict) -> dict:
