@@ -16,8 +16,9 @@ from each run's timing.csv; what actually ran (replicas, precision, XLA) from it
 so a row that had to fall back says so. Each row's ratio is to the baseline of this run.
 
 On a machine without GPUs the rows run on `--devices` logical CPU devices (default 2), so
-the table checks every path but measures nothing a GPU would: mixed_float16 is slower on
-CPU, and XLA is turned off with several CPU replicas (the row shows it).
+the table checks every path but measures nothing a GPU would: mixed_float16 is emulated on
+CPU (~30x slower here: use --clips 512), and XLA is turned off with several CPU replicas
+(the row shows it).
 
 Prints one JSON line; writes gpu_bench.json and gpu_bench.md in the work dir.
 """
