@@ -33,6 +33,26 @@ def test_only_the_adapters_train_and_merging_reproduces_the_adapted_model():
         apply_lora(model, rank=0)
 
 
+def test_merging_under_a_mixed_policy_keeps_the_float32_kernel():
+    """`--precision auto` fine-tunes in mixed_bfloat16 on CPUs with AMX: the merged update
+    must stay rank r, not W rounded to bfloat16."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_model(ModelConfig(adapter_units=16, hidden_units=8, attention_units=8), num_classes=3, feature_dim=64)
+        before = model.get_layer("frame_adapter").kernel.numpy().copy()
+        apply_lora(model, rank=2, alpha=4)
+        for variable in model.trainable_variables:
+            variable.assign(np.random.default_rng(1).normal(0, 0.01, variable.shape).astype(np.float32))
+        merged = merge_lora(model)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    delta = merged.get_layer("frame_adapter").kernel.numpy() - before
+    assert np.linalg.matrix_rank(delta, tol=1e-6) == 2
+
+
 def test_finetune_changes_dense_kernels_by_low_rank_updates_only(trained_run, cache_dir, tmp_path, capsys):
     from vidcls.export import export
 

@@ -56,7 +56,7 @@ def merge_lora(model):
     merged_values = {}
     for layer in _lora_layers(model):
         if getattr(layer, "lora_enabled", False):
-            merged_values[base_kernel(layer).path] = np.asarray(layer.kernel)
+            merged_values[base_kernel(layer).path] = _merged_kernel(layer)
     plain = type(model).from_config(model.get_config())
     sources = {variable.path: variable for variable in model.weights if not variable.path.endswith(LORA_VARIABLES)}
     for variable in plain.weights:
@@ -65,3 +65,12 @@ def merge_lora(model):
         variable.assign(merged_values.get(variable.path, np.asarray(sources[variable.path].numpy())))
     finalize_layers(plain)
     return plain
+
+
+def _merged_kernel(layer) -> np.ndarray:
+    """W + alpha/r A B in float32, the variables' own format. Not `layer.kernel`: under a
+    mixed policy Keras computes that in the compute dtype, which rounds all of W to
+    bfloat16 (or float16) and makes the merged update full-rank noise."""
+    a, b = (np.asarray(variable.numpy(), np.float32) for variable in (layer.lora_kernel_a, layer.lora_kernel_b))
+    base = np.asarray(base_kernel(layer).numpy(), np.float32)
+    return base + np.float32(layer.lora_alpha / layer.lora_rank) * np.matmul(a, b)
