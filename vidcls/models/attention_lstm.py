@@ -58,8 +58,7 @@ class AttentionLSTMClassifier(TemporalClassifier):
                 states = bidirectional_layers("lstm", hidden_units, x, valid, return_sequences=True, unroll=unroll,
                                               name=f"lstm{suffix}")
             else:
-                states = LSTM(hidden_units, return_sequences=True, unroll=unroll,
-                                           name=f"lstm{suffix}")(x, mask=valid)
+                states = LSTM(hidden_units, return_sequences=True, unroll=unroll, name=f"lstm{suffix}")(x, mask=valid)
             pooled.append(AttentionPooling(attention_units, name=f"attention_pooling{suffix}")(states, mask=valid))
         outputs = classifier_head(fuse(pooled), num_classes, dropout)
         super().__init__(inputs=[features, mask], outputs=outputs, **kwargs)

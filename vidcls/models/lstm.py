@@ -71,4 +71,6 @@ class LSTM(keras.layers.LSTM):
                 hidden = ops.where(valid[step], new_hidden, hidden)
                 carry = ops.where(valid[step], new_carry, carry)
             outputs.append(hidden)
-        return hidden, ops.stack(outputs, axis=1), [hidden, carry]
+        # Keras's contract: all outputs, or only the last one as [B, 1, H].
+        sequence = ops.stack(outputs, axis=1) if self.return_sequences else ops.expand_dims(hidden, 1)
+        return hidden, sequence, [hidden, carry]
