@@ -146,6 +146,17 @@ MUTATIONS = (
              "    return keras.losses.CategoricalCrossentropy(label_smoothing=config.label_smoothing)",
              "    return keras.losses.CategoricalCrossentropy()",
              ("tests/training/test_options_take_effect.py::test_label_smoothing_changes_the_loss",)),
+    Mutation("LSTM's unrolled loop ignores the mask", "vidcls/models/lstm.py",
+             "            if valid is None:\n                hidden, carry = new_hidden, new_carry",
+             "            if True:\n                hidden, carry = new_hidden, new_carry",
+             ("tests/models/test_lstm.py",)),
+    Mutation("LSTM's backward direction runs forward", "vidcls/models/lstm.py",
+             "range(num_frames - 1, -1, -1) if self.go_backwards else range(num_frames)", "range(num_frames)",
+             ("tests/models/test_lstm.py",)),
+    Mutation("LoRA merged through the compute-dtype kernel", "vidcls/training/lora.py",
+             "merged_values[base_kernel(layer).path] = _merged_kernel(layer)",
+             "merged_values[base_kernel(layer).path] = np.asarray(layer.kernel)",
+             ("tests/training/test_lora.py::test_merging_under_a_mixed_policy_keeps_the_float32_kernel",)),
 )
 
 
