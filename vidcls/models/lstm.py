@@ -70,7 +70,8 @@ class LSTM(keras.layers.LSTM):
             else:  # a masked frame leaves the state as it was
                 hidden = ops.where(valid[step], new_hidden, hidden)
                 carry = ops.where(valid[step], new_carry, carry)
-            outputs.append(hidden)
+            if self.return_sequences:
+                outputs.append(hidden)
         # Keras's contract: all outputs, or only the last one as [B, 1, H].
         sequence = ops.stack(outputs, axis=1) if self.return_sequences else ops.expand_dims(hidden, 1)
         return hidden, sequence, [hidden, carry]
