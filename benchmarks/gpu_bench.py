@@ -132,8 +132,10 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": {"cpus": os.cpu_count(), "gpus": gpus, "platform": platform.platform(),
                     "python": platform.python_version()},
     }
-    (work / "gpu_bench.json").write_text(json.dumps(report, indent=2) + "\n")
-    (work / "gpu_bench.md").write_text(markdown(report))
+    from vidcls.fileio import atomic_write_bytes, atomic_write_json
+
+    atomic_write_json(work / "gpu_bench.json", report)
+    atomic_write_bytes(work / "gpu_bench.md", markdown(report).encode())
     print(json.dumps(report))
     return report
 

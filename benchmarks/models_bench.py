@@ -125,8 +125,10 @@ def main() -> None:
         "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
-    (work / "models_bench.json").write_text(json.dumps(report, indent=2))
-    (work / "models_bench.md").write_text(markdown(rows, transfer))
+    from vidcls.fileio import atomic_write_bytes, atomic_write_json
+
+    atomic_write_json(work / "models_bench.json", report)
+    atomic_write_bytes(work / "models_bench.md", markdown(rows, transfer).encode())
     print(markdown(rows, transfer), file=sys.stderr)
     print(json.dumps(report))
 
