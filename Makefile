@@ -6,13 +6,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.vidcls-installed
 
-.PHONY: demo test install clean
+.PHONY: demo test lint install clean
 
 demo: $(STAMP)
 	$(BIN)/vidcls demo --work-dir demo_output
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# ruff: pyflakes, pycodestyle, bugbear, pyupgrade and import order (pyproject.toml [tool.ruff]).
+lint: $(STAMP)
+	$(BIN)/ruff check vidcls tests benchmarks tools train_dual_gpu.py
 
 install: $(STAMP)
 
@@ -23,4 +27,4 @@ $(STAMP): setup.cfg pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf demo_output .pytest_cache build *.egg-info
+	rm -rf demo_output .pytest_cache .ruff_cache build dist *.egg-info

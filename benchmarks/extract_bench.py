@@ -113,12 +113,13 @@ def main() -> None:
     import tensorflow as tf
 
     from vidcls.config import FeatureConfig
-    from vidcls.videos import synthesize
     from vidcls.features import extract, get_backbone
+    from vidcls.videos import synthesize
 
     with tempfile.TemporaryDirectory() as work:
         videos = synthesize(Path(work) / "videos", num_videos=args.videos, seed=0).videos
         from peak import fraction_of_peak, measure, model_flops
+
         from vidcls.features.precision import resolve_precision
 
         precision = resolve_precision(args.precision).name

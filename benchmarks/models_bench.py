@@ -35,8 +35,8 @@ FEATURES = dict(backbone="resnet50", weights="none", image_size=112, batch_size=
 
 def build_caches(work: Path, videos: int) -> dict[int, Path]:
     from vidcls.config import FeatureConfig
-    from vidcls.videos import synthesize
     from vidcls.features import extract
+    from vidcls.videos import synthesize
 
     video_dir = work / "videos"
     if not video_dir.is_dir():

@@ -39,9 +39,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 def build_run(work: Path) -> tuple[Path, list[Path]]:
     from vidcls.config import ExperimentConfig, FeatureConfig
-    from vidcls.videos import synthesize
     from vidcls.features import extract
     from vidcls.training import train
+    from vidcls.videos import synthesize
 
     videos = synthesize(work / "videos", num_videos=40, seed=0).videos
     extract(FeatureConfig(data_dir=str(work / "videos"), cache_dir=str(work / "cache"), backbone="resnet50",
@@ -124,7 +124,7 @@ def _raw_request(base: str, head: bytes, body_chunks, pause: float = 0.0) -> str
             return reply.split(b" ", 2)[1].decode() if reply.startswith(b"HTTP/") else "closed"
     except (BrokenPipeError, ConnectionResetError):
         return "closed_by_server"
-    except socket.timeout:
+    except TimeoutError:
         return "client_timeout"
 
 

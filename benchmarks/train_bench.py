@@ -156,8 +156,8 @@ def main() -> None:
                                         precisions[name].removeprefix("mixed_")) for name, rate in rates.items()}
 
     from vidcls.config import FeatureConfig
-    from vidcls.videos import synthesize
     from vidcls.features import extract
+    from vidcls.videos import synthesize
 
     videos, video_cache = work / "videos", work / "video_cache"
     if not videos.is_dir():

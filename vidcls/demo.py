@@ -38,12 +38,12 @@ class DemoResult:
 
 def run_demo(work_dir: str | Path = "demo_output", num_videos: int = 240, epochs: int = 30,
              progress: bool = True) -> DemoResult:
-    from vidcls.videos import synthesize
     from vidcls.evaluation import evaluate
     from vidcls.export import ExportReport, export, export_streaming
     from vidcls.features import FeatureCache, extract
     from vidcls.serving import Predictor
     from vidcls.training import train
+    from vidcls.videos import synthesize
 
     work = Path(work_dir)
     videos, cache_dir = work / "videos", work / "cache"

@@ -3,7 +3,11 @@ import pytest
 
 from vidcls.config import AugmentConfig
 from vidcls.data import (
-    BatchSource, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies, make_dataset,
+    BatchSource,
+    balanced_class_weights,
+    explicit_class_weights,
+    focal_alpha_from_frequencies,
+    make_dataset,
 )
 from vidcls.data.augment import augment_batch
 from vidcls.errors import VidclsError

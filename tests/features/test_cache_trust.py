@@ -20,8 +20,8 @@ from vidcls.data import stratified_split
 from vidcls.errors import VidclsError
 from vidcls.features import FeatureCache, extract, pack_cache
 from vidcls.features.cache import writer_lock
-from vidcls.videos import discover_videos, read_annotations
 from vidcls.training import train
+from vidcls.videos import discover_videos, read_annotations
 
 
 def _copy(cache_dir, tmp_path) -> Path:

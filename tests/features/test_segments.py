@@ -7,8 +7,7 @@ import numpy as np
 
 from tests.conftest import TINY_FEATURES
 from vidcls.config import FeatureConfig
-from vidcls.features import FeatureCache, VideoReadError, extract, segment_centre_indices
-from vidcls.features import read_clips
+from vidcls.features import FeatureCache, VideoReadError, extract, read_clips, segment_centre_indices
 from vidcls.videos import ClipRange
 
 FPS = 10

@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import write_corrupt_video
 
-
 IDLE_TIMEOUT = 2
 
 

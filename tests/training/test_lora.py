@@ -108,10 +108,10 @@ def test_lora_wins_back_a_camera_that_swaps_red_and_blue(tmp_path):
     from tests.conftest import TINY_FEATURES
     from vidcls.config import ExperimentConfig, FeatureConfig
     from vidcls.data import load_labelled_features
-    from vidcls.videos import synthesize
     from vidcls.features import FeatureCache, extract
     from vidcls.run_dir import RunDir
     from vidcls.training import train
+    from vidcls.videos import synthesize
 
     camera_a = synthesize(tmp_path / "camera_a", num_videos=96, seed=1).out_dir
     for video in sorted(camera_a.rglob("*.mp4")):

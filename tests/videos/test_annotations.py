@@ -1,7 +1,7 @@
 import pytest
 
-from vidcls.videos import read_annotations
 from vidcls.errors import VidclsError
+from vidcls.videos import read_annotations
 
 
 def _csv(tmp_path, text):

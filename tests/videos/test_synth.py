@@ -1,8 +1,8 @@
 import pytest
 
-from vidcls.videos import SYNTH_CLASSES, discover_videos, synthesize
 from vidcls.errors import VidclsError
 from vidcls.features import read_sampled_frames
+from vidcls.videos import SYNTH_CLASSES, discover_videos, synthesize
 
 
 def test_synth_writes_balanced_decodable_videos(video_dir):

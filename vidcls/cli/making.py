@@ -164,7 +164,8 @@ def _finetune(args) -> int:
 
 
 def add_sweep(commands) -> None:
-    command = commands.add_parser("sweep", help="grid, random, Bayesian or Hyperband search (KerasTuner) over config keys; each trial is a normal run")
+    command = commands.add_parser("sweep", help="grid, random, Bayesian or Hyperband search (KerasTuner) over config keys; "
+                                  "each trial is a normal run")
     command.add_argument("--config", required=True, help="the sweep file (YAML; see vidcls/training/sweep.py)")
     command.add_argument("--out-dir", required=True, help="trials, sweep_results.csv/.md and best_config.yaml go here")
     command.set_defaults(handler=_sweep)

@@ -21,7 +21,8 @@ def add_evaluate(commands) -> None:
     command.add_argument("--tta", type=int, default=1, metavar="N", help="average N temporal crops per clip")
     command.add_argument("--out-dir", help="default: RUN_DIR/eval (one run) or FIRST_RUN/eval_ensemble")
     command.add_argument("--positive-class", help="two classes: the event to detect (default: the rarer one)")
-    command.add_argument("--target-recall", type=float, default=0.9, help="two classes: report the threshold reaching this recall")
+    command.add_argument("--target-recall", type=float, default=0.9,
+                         help="two classes: report the threshold reaching this recall")
     command.add_argument("--target-fpr", type=float, default=0.05,
                          help="two classes: report the threshold keeping false positives within this rate")
     command.set_defaults(handler=_evaluate)

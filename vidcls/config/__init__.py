@@ -2,10 +2,22 @@
 YAML files, flags and `--set` overrides (loading.py)."""
 
 from vidcls.config.loading import (
-    EXTRACT_SECTION, experiment_config_from_dict, load_experiment_config, load_feature_config, read_config, save_config,
+    EXTRACT_SECTION,
+    experiment_config_from_dict,
+    load_experiment_config,
+    load_feature_config,
+    read_config,
+    save_config,
 )
 from vidcls.config.sections import (
-    AugmentConfig, DataConfig, ExperimentConfig, FeatureConfig, ModelConfig, TrainConfig, field_types, replace_fields,
+    AugmentConfig,
+    DataConfig,
+    ExperimentConfig,
+    FeatureConfig,
+    ModelConfig,
+    TrainConfig,
+    field_types,
+    replace_fields,
 )
 
 __all__ = [

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, Optional
+from typing import Any
 
 from vidcls.errors import VidclsError
 
@@ -23,7 +23,7 @@ class FeatureConfig:
     backbone: str = "resnet50"
     weights: str = "imagenet"
     num_frames: int = 16
-    image_size: Optional[int] = None  # None: the backbone's native size
+    image_size: int | None = None  # None: the backbone's native size
     batch_size: int = 64
     allow_failures: bool = False
     seed: int = 0  # initialises a `weights=none` backbone reproducibly
@@ -115,7 +115,7 @@ class TrainConfig:
     focal_gamma: float = 2.0
     focal_alpha: float = 0.25
     use_class_weights: bool = False
-    class_weights: Optional[dict] = None  # explicit {class: weight}; None: "balanced" when use_class_weights
+    class_weights: dict | None = None  # explicit {class: weight}; None: "balanced" when use_class_weights
     focal_alpha_balanced: bool = False  # focal alpha per class from inverse class frequencies
     # auto (mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX/AVX512-BF16,
     # else float32) | float32 | mixed_float16 (--mixed-precision) | mixed_bfloat16 (--precision bfloat16)
@@ -141,7 +141,7 @@ class ExperimentConfig:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def replace(self, updates: dict[str, Any], source: str = "override") -> "ExperimentConfig":
+    def replace(self, updates: dict[str, Any], source: str = "override") -> ExperimentConfig:
         """Returns a copy with `{"section.key": value}` updates applied and type-checked."""
         sections = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         changed: dict[str, dict[str, Any]] = {}

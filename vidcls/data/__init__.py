@@ -7,16 +7,26 @@ Importing this package does not import TensorFlow; `make_dataset` does when call
 from vidcls.data.augment import take_frames, temporal_crops
 from vidcls.data.labelled import LabelledFeatures, load_labelled_features
 from vidcls.data.pipeline import (
-    BatchSource, balanced_class_weights, check_sampling, explicit_class_weights, focal_alpha_from_frequencies, make_dataset,
+    BatchSource,
+    balanced_class_weights,
+    check_sampling,
+    explicit_class_weights,
+    focal_alpha_from_frequencies,
+    make_dataset,
 )
 from vidcls.data.splits import SPLITS, read_split_file, stratified_split
 from vidcls.data.tasks import (
-    LabelSpace, action_names, build_label_space, encode_labels, label_space_from_json, label_space_to_json,
+    LabelSpace,
+    action_names,
+    build_label_space,
+    encode_labels,
+    label_space_from_json,
+    label_space_to_json,
 )
 
 __all__ = [
-    "BatchSource", "LabelledFeatures", "SPLITS",
-    "balanced_class_weights", "check_sampling", "explicit_class_weights", "focal_alpha_from_frequencies", "load_labelled_features", "make_dataset",
-    "LabelSpace", "action_names", "build_label_space", "encode_labels", "label_space_from_json", "label_space_to_json",
-    "read_split_file", "stratified_split", "take_frames", "temporal_crops",
+    "BatchSource", "LabelledFeatures", "SPLITS", "balanced_class_weights", "check_sampling",
+    "explicit_class_weights", "focal_alpha_from_frequencies", "load_labelled_features", "make_dataset",
+    "LabelSpace", "action_names", "build_label_space", "encode_labels", "label_space_from_json",
+    "label_space_to_json", "read_split_file", "stratified_split", "take_frames", "temporal_crops"
 ]

@@ -105,7 +105,8 @@ class BatchSource:
         self.labels = np.asarray(self.labels).reshape(len(self.labels), -1)
         self.class_counts = [self.num_classes] if isinstance(self.num_classes, int) else list(self.num_classes)
         if len(self.class_counts) != self.labels.shape[1]:
-            raise VidclsError(f"Expected one class count per target column: {self.class_counts} for labels of shape {self.labels.shape}")
+            raise VidclsError(f"Expected one class count per target column: {self.class_counts} for labels of shape "
+                              f"{self.labels.shape}")
         if self.target_names is not None and len(self.target_names) != len(self.class_counts):
             raise VidclsError(f"Expected one target name per target: {self.target_names} for {len(self.class_counts)} targets")
         self.targets = np.concatenate([np.eye(count, dtype=np.float32)[self.labels[:, column]]

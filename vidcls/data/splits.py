@@ -69,7 +69,9 @@ def read_split_file(path: str | Path, clip_ids: list[str], videos: list[str]) ->
     except json.JSONDecodeError as error:
         raise VidclsError(f"Split file {path} is not valid JSON: {error}") from None
     if not isinstance(given, dict) or not set(given) <= set(SPLITS) or "train" not in given:
-        raise VidclsError(f"Expected split file {path} to map 'train' (and optionally 'val', 'test') to lists; received keys {sorted(given) if isinstance(given, dict) else type(given).__name__}")
+        received = sorted(given) if isinstance(given, dict) else type(given).__name__
+        raise VidclsError(f"Expected split file {path} to map 'train' (and optionally 'val', 'test') to lists; "
+                          f"received keys {received}")
     by_video: dict[str, list[str]] = defaultdict(list)
     for clip_id, video in zip(clip_ids, videos):
         by_video[video].append(clip_id)

@@ -255,9 +255,9 @@ def write_evaluation(out: Path, runs: list[RunDir], metrics: dict, clip_ids: lis
                 f"{metrics['split']} {target if multi else ''}: accuracy {per_target[target]['accuracy']:.3f}, "
                 f"n={metrics['num_samples']}").replace("  ", " "))
             figures.append((f"confusion matrix{f' ({target})' if multi else ''}", f"{stem}.png"))
-        plot_reliability(calibration(labels[:, index], probabilities[target]),
-                         out / f"reliability{f'_{target}' if multi else ''}.png", target if multi else "")
-        figures.append((f"reliability diagram{f' ({target})' if multi else ''}", f"reliability{f'_{target}' if multi else ''}.png"))
+        file_name = f"reliability{f'_{target}' if multi else ''}.png"
+        plot_reliability(calibration(labels[:, index], probabilities[target]), out / file_name, target if multi else "")
+        figures.append((f"reliability diagram{f' ({target})' if multi else ''}", file_name))
     if "binary" in metrics and metrics["binary"]["roc_auc"] is not None:
         target = next(iter(space))
         plot_roc_pr(labels[:, 0], probabilities[target], metrics["binary"], out / "roc_pr.png")

@@ -21,10 +21,10 @@ NO_FULL_INT8 = (
     "--quantize int8 (full integer: int8 weights and activations) is not offered: with one int8 scale per activation "
     "tensor it disagreed with the trained model too often to ship. Streaming pair on real VGG16 weights (fight "
     "recipe): top-1 agreement with predict --window 0.29 on 68 windows of the real recordings, 0.55 on 22 of fight "
-    "clips and 0.29 on 7 of held-out ones (encoder features off by a median 0.14 standard deviations per dimension, from the first convolution "
-    "blocks on: keeping block 5 in float did not help); demo backbone: 0.96; features-in heads: 0.4-0.83, and XNNPACK "
-    "could not prepare the int8 recurrent graphs. Use --quantize dynamic (int8 weights, activations quantised per "
-    "call: 4x smaller, 96 of the same 97 windows) or float16")
+    "clips and 0.29 on 7 of held-out ones (encoder features off by a median 0.14 standard deviations per dimension, "
+    "from the first convolution blocks on: keeping block 5 in float did not help); demo backbone: 0.96; "
+    "features-in heads: 0.4-0.83, and XNNPACK could not prepare the int8 recurrent graphs. Use --quantize dynamic "
+    "(int8 weights, activations quantised per call: 4x smaller, 96 of the same 97 windows) or float16")
 
 
 def parse_quantize(text: str) -> list[str]:
@@ -39,7 +39,7 @@ def parse_quantize(text: str) -> list[str]:
     return list(dict.fromkeys(variants))
 
 
-def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] | tuple[str, ...] = ("float32",)) -> "ExportReport":
+def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] | tuple[str, ...] = ("float32",)) -> ExportReport:
     """Writes `RUN_DIR/export/` and returns the contents of `export_report.json`.
 
     The model is rebuilt in float32 with fixed T and unrolled recurrence from the trained

@@ -7,14 +7,24 @@ from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.precision import cpu_bf16_flags, resolve_precision
 from vidcls.features.video import (
-    CountedFrames, SampledClip, VideoReadError, check_readable, frame_rate, read_clips, read_counted,
-    read_sampled_frames, sampled_frame_mask, segment_centre_indices, to_model_frame,
+    CountedFrames,
+    SampledClip,
+    VideoReadError,
+    check_readable,
+    frame_rate,
+    read_clips,
+    read_counted,
+    read_sampled_frames,
+    sampled_frame_mask,
+    segment_centre_indices,
+    to_model_frame,
 )
 from vidcls.features.windows import WindowPlan, check_seconds, plan_windows
 
 __all__ = [
-    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted", "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS",
-    "SampledClip", "VideoReadError", "WindowPlan", "check_readable", "check_seconds", "plan_windows", "to_model_frame",
-    "difference_images", "encoder_from_fingerprint",
-    "cpu_bf16_flags", "extract", "get_backbone", "pack_cache", "resolve_precision", "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices",
+    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted",
+    "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "SampledClip", "VideoReadError", "WindowPlan",
+    "check_readable", "check_seconds", "plan_windows", "to_model_frame", "difference_images",
+    "encoder_from_fingerprint", "cpu_bf16_flags", "extract", "get_backbone", "pack_cache", "resolve_precision",
+    "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices"
 ]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -135,7 +135,7 @@ class Backbone:
         `--weights PATH` takes."""
         self._source.save_weights(str(path))
 
-    def as_float32(self) -> "Backbone":
+    def as_float32(self) -> Backbone:
         """This backbone computing in float32, same weights: what a TFLite export holds
         (phones have no bfloat16 kernels, and float16 there is a weights format)."""
         if self.precision == "float32":
@@ -211,7 +211,8 @@ class Backbone:
         try:
             return constructor(weights="imagenet", **kwargs)
         except ValueError as error:
-            raise VidclsError(f"Cannot build {self.name} with ImageNet weights at image size {self.image_size}: {error}") from None
+            raise VidclsError(f"Cannot build {self.name} with ImageNet weights at image size {self.image_size}: "
+                              f"{error}") from None
         except Exception as error:  # the download failed: offline, proxy, HTTP error
             raise VidclsError(
                 f"Could not load ImageNet weights for {self.name}: they are not in Keras's cache "
@@ -226,7 +227,8 @@ class Backbone:
     def _build_from_file(self, constructor, kwargs):
         path = Path(self.weights)
         if not path.is_file():
-            raise VidclsError(f"Weights file {path} does not exist (expected --weights imagenet, none or a path to a weights file)")
+            raise VidclsError(f"Weights file {path} does not exist (expected --weights imagenet, none or a path to a "
+                              "weights file)")
         model = constructor(weights=None, **kwargs)
         try:
             model.load_weights(str(path))

@@ -10,8 +10,8 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -67,7 +67,7 @@ class FeatureCache:
         return (int(self.info["num_frames"]), int(self.info["feature_dim"]))
 
     @classmethod
-    def create(cls, cache_dir: str | Path, info: dict, overwrite: bool = False) -> "FeatureCache":
+    def create(cls, cache_dir: str | Path, info: dict, overwrite: bool = False) -> FeatureCache:
         """Opens `cache_dir` for writing features fingerprinted by `info`.
 
         A new directory is initialised; an existing cache must carry the same fingerprint,
@@ -117,9 +117,9 @@ class FeatureCache:
         Returns False, writing no manifest line, when another process recorded the clip
         first (two writers on one cache): a clip is listed once, whatever runs at once.
         """
-        expected = self.feature_shape
-        if features.shape != expected:
-            raise ValueError(f"Expected features of shape {list(expected)}; received {list(features.shape)} for clip {entry['clip_id']}")
+        if features.shape != (expected := self.feature_shape):
+            raise ValueError(f"Expected features of shape {list(expected)}; received {list(features.shape)} for clip "
+                             f"{entry['clip_id']}")
         if self.has_clip(entry["clip_id"]):
             return False
         relative = f"{FEATURES_DIR}/{entry['clip_id']}.npy"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -83,7 +83,10 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     if config.decode_workers < 1:
         raise VidclsError(f"Expected --workers >= 1; received {config.decode_workers}")
     shard_index, shard_count = parse_shard(config.shard)
-    items = read_annotations(config.annotations, config.data_dir or None) if config.annotations else discover_videos(config.data_dir)
+    if config.annotations:
+        items = read_annotations(config.annotations, config.data_dir or None)
+    else:
+        items = discover_videos(config.data_dir)
     items = shard_items(items, shard_index, shard_count)
     precision = resolve_precision(_resumed_precision(config) or config.precision)
     logger.info("extract: the backbone computes in %s (%s)", precision.name, precision.reason)

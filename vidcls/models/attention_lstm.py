@@ -5,12 +5,19 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.attention_pooling import AttentionPooling
+from vidcls.models.blocks import (
+    TemporalClassifier,
+    check_dropout,
+    check_num_classes,
+    check_positive,
+    classifier_head,
+    frame_adapter,
+    frame_streams,
+    fuse,
+    model_inputs,
+)
 from vidcls.models.lstm import LSTM
 from vidcls.models.recurrent import bidirectional as bidirectional_layers
-from vidcls.models.blocks import (
-    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, frame_streams,
-    fuse, model_inputs,
-)
 
 
 @keras.saving.register_keras_serializable(package="vidcls")

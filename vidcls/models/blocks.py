@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import keras
 
-
 NORMALIZATION_LAYER = "feature_normalization"
 # Feature dimensions whose training variance is below this share of the median are constant.
 VARIANCE_FLOOR = 1e-6

@@ -5,8 +5,16 @@ from __future__ import annotations
 import keras
 
 from vidcls.models.blocks import (
-    TemporalClassifier, check_dropout, check_num_classes, check_positive, classifier_head, frame_adapter, frame_streams,
-    fuse, masked_mean, model_inputs,
+    TemporalClassifier,
+    check_dropout,
+    check_num_classes,
+    check_positive,
+    classifier_head,
+    frame_adapter,
+    frame_streams,
+    fuse,
+    masked_mean,
+    model_inputs,
 )
 
 

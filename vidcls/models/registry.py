@@ -8,8 +8,8 @@ import logging
 import keras
 
 from vidcls.config import ModelConfig
-from vidcls.keras_compat import flatten_layers
 from vidcls.errors import VidclsError
+from vidcls.keras_compat import flatten_layers
 from vidcls.models.attention_lstm import AttentionLSTMClassifier
 from vidcls.models.mean_pool import MeanPoolClassifier
 from vidcls.models.recurrent import BiLSTMClassifier, GRUClassifier

@@ -7,8 +7,16 @@ from keras import ops
 
 from vidcls.errors import VidclsError
 from vidcls.models.blocks import (
-    TemporalClassifier, check_choice, check_dropout, check_num_classes, check_positive, classifier_head, frame_streams,
-    fuse, masked_mean, model_inputs,
+    TemporalClassifier,
+    check_choice,
+    check_dropout,
+    check_num_classes,
+    check_positive,
+    classifier_head,
+    frame_streams,
+    fuse,
+    masked_mean,
+    model_inputs,
 )
 
 TRANSFORMER_POOLING = ("cls", "mean")

@@ -7,7 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.features import (
-    SampledClip, check_seconds, encoder_from_fingerprint, frame_rate, plan_windows, read_counted, read_sampled_frames,
+    SampledClip,
+    check_seconds,
+    encoder_from_fingerprint,
+    frame_rate,
+    plan_windows,
+    read_counted,
+    read_sampled_frames,
     sampled_frame_mask,
 )
 from vidcls.run_dir import RunDir
@@ -50,7 +56,7 @@ class Predictor:
         self.backbone = self.encoder.backbone
         self.model = load_model(run.best_model_path)
 
-    def predict(self, video: str | Path) -> "Prediction":
+    def predict(self, video: str | Path) -> Prediction:
         """Returns `{"video", "label", "score", "probabilities": {class: p}}`.
 
         With several targets (verb + noun), `label` is the action ("open/door"), `score`
@@ -155,7 +161,7 @@ def scores_of(label_space: dict, probabilities: dict[str, np.ndarray]) -> dict:
     }
 
 
-def windows_prediction(video, plan, probabilities: dict[str, np.ndarray], label_space: dict) -> "Prediction":
+def windows_prediction(video, plan, probabilities: dict[str, np.ndarray], label_space: dict) -> Prediction:
     """The windows, their events and the overall label, from per-window `{target: [W, K]}`
     on `plan` (a `WindowPlan`)."""
     windows = [dict(zip(("start_sec", "end_sec"), plan.times(row)),

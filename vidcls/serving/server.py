@@ -150,7 +150,7 @@ class _Upload:
     size: int
 
 
-async def _receive_upload(request: Request, state: "_FormState", limits: Limits) -> _Upload:
+async def _receive_upload(request: Request, state: _FormState, limits: Limits) -> _Upload:
     """Streams the multipart body into `state`'s folder, enforcing the size, disk and time
     limits as the bytes arrive.
 

@@ -9,8 +9,10 @@ from vidcls.training.crossval import CrossvalResult, crossval, make_folds
 from vidcls.training.runtime import normalise_precision
 from vidcls.training.trainer import TrainResult, train
 
-__all__ = ["CrossvalResult", "SweepResult", "TrainResult", "crossval", "make_folds", "normalise_precision", "read_sweep", "run_sweep",
-           "train"]
+__all__ = [
+    "CrossvalResult", "SweepResult", "TrainResult", "crossval", "make_folds", "normalise_precision", "read_sweep",
+    "run_sweep", "train"
+]
 
 
 def __getattr__(name: str):

@@ -21,7 +21,8 @@ logger = logging.getLogger("vidcls")
 def check_settings(config: ExperimentConfig) -> None:
     """Values that are wrong whatever the data."""
     if config.train.epochs < 1 or config.train.batch_size < 1:
-        raise VidclsError(f"Expected train.epochs >= 1 and train.batch_size >= 1; received {config.train.epochs} and {config.train.batch_size}")
+        raise VidclsError(f"Expected train.epochs >= 1 and train.batch_size >= 1; received {config.train.epochs} and "
+                          f"{config.train.batch_size}")
     if config.model.lora_rank and not config.model.init_from:
         raise VidclsError("model.lora_rank adapts a trained model: set model.init_from (vidcls finetune --from RUN_DIR)")
     if config.model.lora_rank < 0:

@@ -190,8 +190,13 @@ def _callbacks(config: ExperimentConfig, run: RunDir, train_source, train_clips:
     import keras
 
     from vidcls.training.callbacks import (
-        AtomicBackupAndRestore, BestCheckpoint, EpochSync, LearningRateLogger, PeriodicCheckpoint,
-        TensorBoardExtras, ThroughputLogger,
+        AtomicBackupAndRestore,
+        BestCheckpoint,
+        EpochSync,
+        LearningRateLogger,
+        PeriodicCheckpoint,
+        TensorBoardExtras,
+        ThroughputLogger,
     )
     from vidcls.training.lora import merge_lora
 

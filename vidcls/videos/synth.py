@@ -46,7 +46,8 @@ def synthesize(out_dir: str | Path, num_videos: int = 240, seed: int = 0,
         progress: show a progress bar.
     """
     if num_videos < len(SYNTH_CLASSES):
-        raise VidclsError(f"Expected --num-videos >= {len(SYNTH_CLASSES)} (one per class: {', '.join(SYNTH_CLASSES)}); received {num_videos}")
+        raise VidclsError(f"Expected --num-videos >= {len(SYNTH_CLASSES)} (one per class: {', '.join(SYNTH_CLASSES)}); "
+                          f"received {num_videos}")
     root = Path(out_dir)
     rng = np.random.default_rng(seed)
     videos = []
