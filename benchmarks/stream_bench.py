@@ -53,7 +53,7 @@ def end_to_end_per_stride(run: Path, repeats: int = 5) -> dict:
     """(a): ms per invocation of the end-to-end model (one per stride without streaming)."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from vidcls.export import export_end_to_end
+    from vidcls.exporting import export_end_to_end
 
     entry = export_end_to_end(run, videos=2)
     path = run / "export" / entry["path"]
@@ -73,7 +73,7 @@ def end_to_end_per_stride(run: Path, repeats: int = 5) -> dict:
 
 def stream_videos(run: Path, variant: str, videos: list[Path], stride: float) -> dict:
     """`vidcls stream` on `videos`: agreement with `predict --window` and latency."""
-    from vidcls.export import StreamRunner
+    from vidcls.exporting import StreamRunner
     from vidcls.serving import Predictor
 
     predictor = Predictor(run)
@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--fight-clips", type=int, default=0, help="also stream this many real fight clips")
     args = parser.parse_args()
 
-    from vidcls.export import export, export_streaming, parse_quantize
+    from vidcls.exporting import export, export_streaming, parse_quantize
     from vidcls.run_dir import RunDir
 
     work = Path(args.work_dir)

@@ -105,7 +105,7 @@ def test_explicit_class_weights_need_a_single_target(cache_dir, tmp_path):
 
 def test_a_verb_noun_run_trains_evaluates_exports_and_predicts(verb_noun_run, video_dir):
     from vidcls.evaluation import evaluate
-    from vidcls.export import export
+    from vidcls.exporting import export
     from vidcls.serving import Predictor
 
     assert json.loads((verb_noun_run / "labels.json").read_text()) == {
@@ -162,7 +162,7 @@ def test_a_two_class_run_reports_roc_pr_and_thresholds(verb_noun_run, tmp_path):
 def test_the_streaming_pair_has_one_output_and_label_file_per_target(verb_noun_run, tmp_path):
     import shutil
 
-    from vidcls.export import StreamRunner, export_streaming, read_metadata, read_standard_metadata
+    from vidcls.exporting import StreamRunner, export_streaming, read_metadata, read_standard_metadata
     from vidcls.run_dir import RunDir
 
     run = tmp_path / "run"

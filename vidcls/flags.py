@@ -71,7 +71,8 @@ RUN_FLAGS = {
         Flag("train.early_stopping_patience", "epochs without a better val loss"), Flag("train.seed"),
     ],
     "loss and imbalance": [
-        Flag("train.use_focal_loss"), Flag("train.focal_gamma"), Flag("train.focal_alpha"),
+        Flag("train.use_focal_loss", "focal loss instead of cross-entropy (hard, rare classes weigh more)"),
+        Flag("train.focal_gamma"), Flag("train.focal_alpha"),
         Flag("train.use_class_weights", "balanced class weights, applied as per-sample weights"),
         Flag("train.label_smoothing"),
     ],

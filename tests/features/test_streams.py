@@ -122,7 +122,7 @@ def test_predict_on_a_two_stream_run_reproduces_the_cached_features(motion_run, 
 
 @pytest.mark.slow
 def test_the_end_to_end_tflite_computes_the_frame_difference_inside(motion_run):
-    from vidcls.export.exporter import export_end_to_end
+    from vidcls.exporting.exporter import export_end_to_end
 
     entry = export_end_to_end(motion_run, videos=3)
     assert set(entry["inputs"]) == {"frames", "mask", "partner_frames"}

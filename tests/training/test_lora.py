@@ -54,7 +54,7 @@ def test_merging_under_a_mixed_policy_keeps_the_float32_kernel():
 
 
 def test_finetune_changes_dense_kernels_by_low_rank_updates_only(trained_run, cache_dir, tmp_path, capsys):
-    from vidcls.export import export
+    from vidcls.exporting import export
 
     run_dir = tmp_path / "lora"
     assert main(["finetune", "--from", str(trained_run), "--cache-dir", str(cache_dir), "--run-dir", str(run_dir),

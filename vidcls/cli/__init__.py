@@ -10,12 +10,11 @@ are the config dataclasses'. TensorFlow is imported by the commands that need it
 from __future__ import annotations
 
 import argparse
-import logging
-import os
 import sys
 
 from vidcls import __version__
 from vidcls.cli import making, using
+from vidcls.cli.output import EXIT_CODES, HelpFormatter, common_flags, configure_output
 from vidcls.errors import VidclsError
 
 
@@ -25,8 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    _configure_logging()
+    configure_output(args)
     try:
         return args.handler(args) or 0
     except VidclsError as error:
@@ -37,22 +35,25 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _configure_logging() -> None:
-    """vidcls's own messages on stderr; other libraries' loggers are left alone."""
-    logger = logging.getLogger("vidcls")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("vidcls: %(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
+class _Commands:
+    """The subcommand registry, giving each command the shared flags and help format."""
+
+    def __init__(self, subparsers):
+        self.subparsers = subparsers
+        self.parent = common_flags()
+
+    def add_parser(self, name: str, **kwargs) -> argparse.ArgumentParser:
+        return self.subparsers.add_parser(name, parents=[self.parent], formatter_class=HelpFormatter,
+                                          description=kwargs.get("help"), **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.")
+        prog="vidcls", description="Train video action classifiers on cached CNN features; export to TFLite.",
+        epilog=f"{EXIT_CODES}\n\n`vidcls COMMAND --help` shows a command's flags and their defaults.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"vidcls {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = _Commands(parser.add_subparsers(dest="command", metavar="COMMAND"))
     for add in (making.add_synth, making.add_extract, making.add_train, making.add_crossval, using.add_evaluate,
                 using.add_compare, making.add_sweep, making.add_finetune, using.add_export, using.add_stream, using.add_predict,
                 using.add_serve, making.add_demo):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from vidcls.cli.output import add_json_flag, json_output, print_result
 from vidcls.errors import VidclsError
 from vidcls.flags import EXTRACT_FLAGS, FINETUNE_FLAGS, RUN_FLAGS, add_flags, flag_values
 
@@ -13,15 +14,15 @@ from vidcls.flags import EXTRACT_FLAGS, FINETUNE_FLAGS, RUN_FLAGS, add_flags, fl
 def add_synth(commands) -> None:
     command = commands.add_parser("synth", help="write a labelled set of synthetic videos whose classes differ in time")
     command.add_argument("out_dir", metavar="OUT_DIR")
-    command.add_argument("--num-videos", type=int, default=240)
-    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--num-videos", type=int, default=240, help="videos in all, spread evenly over the classes")
+    command.add_argument("--seed", type=int, default=0, help="the same seed writes the same videos")
     command.set_defaults(handler=_synth)
 
 
 def _synth(args) -> int:
     from vidcls.videos import SYNTH_CLASSES, synthesize
 
-    result = synthesize(args.out_dir, num_videos=args.num_videos, seed=args.seed, progress=True)
+    result = synthesize(args.out_dir, num_videos=args.num_videos, seed=args.seed, progress=not args.quiet)
     print(f"wrote {len(result.videos)} videos in {len(SYNTH_CLASSES)} classes ({', '.join(SYNTH_CLASSES)}) to {result.out_dir}")
     return 0
 
@@ -36,22 +37,18 @@ def add_extract(commands) -> None:
     command.add_argument("--set", action="append", default=[], metavar="extract.KEY=VALUE",
                          help="override a key, e.g. --set extract.grid=2 (repeatable)")
     add_flags(command, EXTRACT_FLAGS)
+    add_json_flag(command, "the summary")
     command.set_defaults(handler=_extract)
 
 
 def _extract(args) -> int:
-    from vidcls.config import load_feature_config
-    from vidcls.features import extract
+    from vidcls import api
 
     flags = {key.partition(".")[2]: value for key, value in flag_values(args, EXTRACT_FLAGS).items()}
-    config = load_feature_config(args.config, flags, args.set)
-    if not config.data_dir and not config.annotations:
-        raise VidclsError("Expected --data-dir (a folder per class) or --annotations (a CSV of clips); received neither")
-    if not config.cache_dir:
-        raise VidclsError("Expected --cache-dir (or cache_dir in the --config file's extract section); received none")
-    summary = extract(config, progress=True)
-    print(summary.describe())
-    if summary.failures and not config.allow_failures:
+    with json_output(args):
+        summary = api.extract(args.config, overrides=args.set, progress=not args.quiet, **flags)
+    print_result(args, summary)
+    if summary.failures and not summary.failures_allowed:
         print(f"vidcls extract: error: {len(summary.failures)} video(s) could not be read "
               "(see above); pass --allow-failures to accept a cache without them", file=sys.stderr)
         return 1
@@ -60,10 +57,13 @@ def _extract(args) -> int:
 
 def add_train(commands) -> None:
     command = commands.add_parser("train", help="train a temporal classifier on a feature cache")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True,
+                         help="where the run goes; the same command on a finished run does nothing, on an interrupted "
+                              "one it resumes")
     command.add_argument("--resume", action="store_true",
                          help="continue the interrupted run in --run-dir with its own config.yaml (no other flags needed)")
     _add_run_flags(command)
+    add_json_flag(command, "the result")
     command.set_defaults(handler=_train)
 
 
@@ -81,36 +81,25 @@ def _add_run_flags(command) -> None:
                            "float32 (default)")
 
 
-def _run_config(args, base=None):
-    """The run configuration from --config, the flags of RUN_FLAGS and --set."""
-    from vidcls.config import load_experiment_config
-
+def _run_settings(args) -> dict:
+    """`{"section.key": value}` of the flags of RUN_FLAGS and the precision flags given."""
     flags = {key: value for flags in RUN_FLAGS.values() for key, value in flag_values(args, flags).items()}
     if args.mixed_precision is not None:
         if args.precision is not None:
             raise VidclsError("Expected --mixed-precision / --no-mixed-precision or --precision, not both")
         flags["train.precision"] = "mixed_float16" if args.mixed_precision else "float32"
     if args.precision is not None:
-        from vidcls.training import normalise_precision
-
-        flags["train.precision"] = normalise_precision(args.precision)
-    config = load_experiment_config(args.config, flags, args.set, base=base)
-    if not config.data.cache_dir:
-        raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
-    return config
+        flags["train.precision"] = args.precision
+    return flags
 
 
 def _train(args) -> int:
-    from vidcls.run_dir import RunDir
-    from vidcls.training import train
+    from vidcls import api
 
-    base = None
-    if args.resume:
-        run = RunDir(args.run_dir)
-        if not run.config_path.is_file():
-            raise VidclsError(f"--resume: {run.root} holds no run to resume ({run.config_path} is missing)")
-        base = run.config()
-    print(train(_run_config(args, base), args.run_dir, progress=True).describe())
+    with json_output(args):
+        result = api.train(args.run_dir, args.config, resume=args.resume, overrides=args.set, progress=not args.quiet,
+                           **_run_settings(args))
+    print_result(args, result)
     return 0
 
 
@@ -128,25 +117,29 @@ def add_crossval(commands) -> None:
     command.add_argument("--no-baseline", action="store_true",
                          help="skip the logistic-regression baseline on the same folds")
     _add_run_flags(command)
+    add_json_flag(command, "the summary (crossval.json)")
     command.set_defaults(handler=_crossval)
 
 
 def _crossval(args) -> int:
-    from vidcls.training import crossval
+    from vidcls import api
 
-    result = crossval(_run_config(args), args.out_dir, num_folds=args.folds, group_by=args.group_by,
-                      repeats=args.repeats, seed=args.fold_seed, baseline=not args.no_baseline, progress=True)
-    print(result.describe())
+    with json_output(args):
+        result = api.crossval(args.out_dir, args.config, folds=args.folds, group_by=args.group_by, repeats=args.repeats,
+                              fold_seed=args.fold_seed, baseline=not args.no_baseline, overrides=args.set,
+                              progress=not args.quiet, **_run_settings(args))
+    print_result(args, result)
     return 0
 
 
 def add_finetune(commands) -> None:
     command = commands.add_parser("finetune", help="adapt a trained run to new data with LoRA (everything else frozen)")
     command.add_argument("--from", dest="source", required=True, metavar="RUN_DIR", help="the trained run to adapt")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True, help="where the adapted run goes")
     command.add_argument("--lora-rank", type=int, default=8, help="adapter rank (default 8; model.lora_rank)")
     add_flags(command, FINETUNE_FLAGS)
-    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    command.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                         help="override any config key of the source run, e.g. --set train.weight_decay=0 (repeatable)")
     command.set_defaults(handler=_finetune)
 
 
@@ -159,7 +152,7 @@ def _finetune(args) -> int:
     source.require_trained()
     flags = {"model.init_from": args.source, "model.lora_rank": args.lora_rank, **flag_values(args, FINETUNE_FLAGS)}
     config = load_experiment_config(None, flags, args.set, base=source.config())
-    print(train(config, args.run_dir, progress=True).describe())
+    print(train(config, args.run_dir, progress=not args.quiet).describe())
     return 0
 
 
@@ -174,18 +167,18 @@ def add_sweep(commands) -> None:
 def _sweep(args) -> int:
     from vidcls.training import run_sweep
 
-    print(run_sweep(args.config, args.out_dir, progress=True).describe())
+    print(run_sweep(args.config, args.out_dir, progress=not args.quiet).describe())
     return 0
 
 
 def add_demo(commands) -> None:
     command = commands.add_parser("demo", help="synth -> extract -> train -> evaluate -> export -> predict, offline")
-    command.add_argument("--work-dir", default="demo_output")
+    command.add_argument("--work-dir", default="demo_output", help="where the videos, cache, run and exports go")
     command.set_defaults(handler=_demo)
 
 
 def _demo(args) -> int:
     from vidcls.demo import run_demo
 
-    run_demo(args.work_dir)
+    run_demo(args.work_dir, progress=not args.quiet)
     return 0

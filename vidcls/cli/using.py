@@ -4,9 +4,9 @@ runs. Parsing and printing only."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 
+from vidcls.cli.output import add_json_flag, json_output, print_result, to_json
 from vidcls.errors import VidclsError
 from vidcls.flags import add_dataclass_flags
 
@@ -25,15 +25,18 @@ def add_evaluate(commands) -> None:
                          help="two classes: report the threshold reaching this recall")
     command.add_argument("--target-fpr", type=float, default=0.05,
                          help="two classes: report the threshold keeping false positives within this rate")
+    add_json_flag(command, "the metrics (metrics.json)")
     command.set_defaults(handler=_evaluate)
 
 
 def _evaluate(args) -> int:
-    from vidcls.evaluation import evaluate
+    from vidcls import api
 
-    runs = args.run_dir if len(args.run_dir) > 1 else args.run_dir[0]
-    print(evaluate(runs, args.split, tta=args.tta, out_dir=args.out_dir, positive_class=args.positive_class,
-                   target_recall=args.target_recall, target_fpr=args.target_fpr, cache_dir=args.cache_dir).describe())
+    with json_output(args):
+        metrics = api.evaluate(args.run_dir, args.split, tta=args.tta, out_dir=args.out_dir,
+                               positive_class=args.positive_class, target_recall=args.target_recall,
+                               target_fpr=args.target_fpr, cache_dir=args.cache_dir)
+    print_result(args, metrics)
     return 0
 
 
@@ -41,14 +44,16 @@ def add_compare(commands) -> None:
     command = commands.add_parser("compare", help="one table of several runs' metrics, settings and costs")
     command.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     command.add_argument("--csv", help="also write the table as CSV here")
+    add_json_flag(command, "the table's rows (a list of objects)")
     command.set_defaults(handler=_compare)
 
 
 def _compare(args) -> int:
     from vidcls.evaluation import compare_runs, markdown_table, write_csv
 
-    rows = compare_runs(args.run_dirs)
-    print(markdown_table(rows))
+    with json_output(args):
+        rows = compare_runs(args.run_dirs)
+    print(to_json(rows) if args.json else markdown_table(rows))
     if args.csv:
         write_csv(rows, args.csv)
     return 0
@@ -56,7 +61,7 @@ def _compare(args) -> int:
 
 def add_export(commands) -> None:
     command = commands.add_parser("export", help="SavedModel + TFLite, checked in the LiteRT interpreter")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True, help="a trained run (vidcls train)")
     command.add_argument("--quantize", default="none",
                          help="comma list of TFLite variants besides float32: float16 (weights), dynamic (int8 weights)")
     command.add_argument("--end-to-end", action="store_true",
@@ -68,46 +73,44 @@ def add_export(commands) -> None:
                          help="--streaming: the seconds T frames span (default: the training clips' median length)")
     command.add_argument("--stride", type=float, default=0.5, metavar="SECONDS",
                          help="--streaming: seconds between windows, the stream's default and its check's (default 0.5)")
+    add_json_flag(command, "the report (export_report.json)")
     command.set_defaults(handler=_export)
 
 
 def _export(args) -> int:
-    from vidcls.export import ExportReport, export, export_end_to_end, export_streaming, parse_quantize
+    from vidcls import api
 
-    variants = parse_quantize(args.quantize)
-    report = export(args.run_dir, variants=variants)
-    if args.end_to_end:
-        report = ExportReport({**report, "end_to_end": export_end_to_end(args.run_dir)}, args.run_dir)
-    if args.streaming:
-        report = ExportReport({**report, "streaming": export_streaming(args.run_dir, variants, args.window, args.stride)},
-                              args.run_dir)
-    print(report.describe())
+    with json_output(args):
+        report = api.export(args.run_dir, quantize=args.quantize, end_to_end=args.end_to_end, streaming=args.streaming,
+                            window=args.window, stride=args.stride)
+    print_result(args, report)
     return 0
 
 
 def add_stream(commands) -> None:
     command = commands.add_parser("stream", help="run the streaming TFLite pair on a video frame by frame, as a phone "
                                   "app does (LiteRT), printing events as they happen")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True, help="a trained run (vidcls train)")
     command.add_argument("video", metavar="VIDEO")
     command.add_argument("--variant", default="float32", help="float32, float16 or dynamic_int8 (as exported)")
     command.add_argument("--window", type=float, metavar="SECONDS",
                          help="seconds T frames span (default: the exported window, the training clips' length)")
     command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between windows (default: the export's)")
     command.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    command.add_argument("--json", action="store_true", help="print the result as JSON at the end, nothing before")
+    add_json_flag(command, "the result at the end")
     command.set_defaults(handler=_stream)
 
 
 def _stream(args) -> int:
-    from vidcls.export import StreamRunner
+    from vidcls.exporting import StreamRunner
     from vidcls.run_dir import RunDir
 
     runner = StreamRunner(RunDir(args.run_dir).export_dir / "streaming", args.variant, args.threads, args.window)
     printer = None if args.json else _EventPrinter()
-    result = runner.run(args.video, args.stride, on_window=printer)
+    with json_output(args):
+        result = runner.run(args.video, args.stride, on_window=printer)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(to_json(result))
     else:
         printer.close()
         latency = result["latency"]
@@ -143,10 +146,10 @@ class _EventPrinter:
 
 def add_predict(commands) -> None:
     command = commands.add_parser("predict", help="classify video files with a trained run")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True, help="a trained run (vidcls train)")
     command.add_argument("videos", nargs="+", metavar="VIDEO")
     command.add_argument("--weights", help="backbone weights file, if the cache's has moved")
-    command.add_argument("--json", action="store_true", help="print one JSON list")
+    add_json_flag(command, "one JSON list of the results")
     command.add_argument("--window", type=float, metavar="SECONDS",
                          help="score long videos in windows of this many seconds (T frames each) and merge events")
     command.add_argument("--stride", type=float, metavar="SECONDS", help="seconds between window starts (default: the window)")
@@ -162,14 +165,16 @@ def _predict(args) -> int:
 
     if args.stride and not args.window:
         raise VidclsError("--stride needs --window (the window length in seconds)")
-    predictor = Predictor(args.run_dir, weights=args.weights)
+    with json_output(args):
+        predictor = Predictor(args.run_dir, weights=args.weights)
     results, failed = [], 0
     for video in args.videos:
         try:
-            if args.window:
-                result = predictor.predict_windows(video, args.window, args.stride or args.window, args.max_windows)
-            else:
-                result = predictor.predict(video)
+            with json_output(args):
+                if args.window:
+                    result = predictor.predict_windows(video, args.window, args.stride or args.window, args.max_windows)
+                else:
+                    result = predictor.predict(video)
         except VideoReadError as error:
             failed += 1
             result = {"video": video, "error": str(error)}
@@ -178,15 +183,15 @@ def _predict(args) -> int:
         if not args.json and "label" in result:
             print(result.describe())
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(to_json(results))
     return 1 if failed else 0
 
 
 def add_serve(commands) -> None:
     command = commands.add_parser("serve", help="an HTTP API for a trained run: POST /predict, GET /healthz, GET /metadata")
-    command.add_argument("--run-dir", required=True)
+    command.add_argument("--run-dir", required=True, help="a trained run (vidcls train)")
     command.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    command.add_argument("--port", type=int, default=8000)
+    command.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     from vidcls.serving import Limits
 
     add_dataclass_flags(command, Limits)

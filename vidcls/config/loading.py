@@ -22,10 +22,10 @@ EXTRACT_SECTION = "extract"
 
 
 def load_feature_config(config_file: str | None = None, flags: dict[str, Any] | None = None,
-                        overrides: list[str] | None = None) -> FeatureConfig:
-    """`vidcls extract`'s settings: defaults, the `extract:` section of a YAML file, flags
-    (`{key: value}`, None for not given), then `--set extract.key=value` items."""
-    config = FeatureConfig()
+                        overrides: list[str] | None = None, base: FeatureConfig | None = None) -> FeatureConfig:
+    """`vidcls extract`'s settings: defaults (or `base`), the `extract:` section of a YAML
+    file, flags (`{key: value}`, None for not given), then `--set extract.key=value` items."""
+    config = base or FeatureConfig()
     if config_file:
         section = _read_yaml(config_file).get(EXTRACT_SECTION) or {}
         if not isinstance(section, dict):

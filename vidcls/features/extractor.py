@@ -43,6 +43,12 @@ class ExtractSummary:
     failures: list[dict] = field(default_factory=list)
     feature_std: float | None = None
     precision: str = "float32"
+    failures_allowed: bool = False  # extract.allow_failures: a cache without the failed videos is accepted
+
+    def to_dict(self) -> dict:
+        """JSON-ready: the fields and the derived figures."""
+        values = {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(self).items()}
+        return {**values, "frames_per_second": self.frames_per_second, "degenerate": self.degenerate}
 
     @property
     def frames_per_second(self) -> float:
@@ -108,7 +114,8 @@ def _extract(config: FeatureConfig, items: list[VideoItem], encoder: ClipEncoder
     })
     done = {entry["clip_id"] for entry in cache.entries}  # a re-run resumes
     todo = [item for item in items if item.clip_id not in done]
-    summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo), precision=encoder.backbone.precision)
+    summary = ExtractSummary(cache_dir=cache.root, skipped=len(items) - len(todo), precision=encoder.backbone.precision,
+                             failures_allowed=config.allow_failures)
     spread = _RunningStd()
     started = time.perf_counter()
     # Writes (each fsynced) go to one background thread, in order, so the backbone never

@@ -18,6 +18,10 @@ class CrossvalResult:
     out_dir: Path
     summary: dict  # the contents of crossval.json
 
+    def to_dict(self) -> dict:
+        """JSON-ready: crossval.json's contents and where they are."""
+        return {**self.summary, "out_dir": str(self.out_dir)}
+
     def describe(self) -> str:
         """Lines for a terminal: the mean ± std of each metric, the baseline beside it."""
         summary = self.summary

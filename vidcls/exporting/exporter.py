@@ -16,7 +16,7 @@ SAVED_MODEL_DIR = "saved_model"
 FLOAT_TFLITE = "model_float32.tflite"
 # --quantize names -> variant names (and files model_<variant>.tflite).
 QUANTIZATIONS = {"none": "float32", "float32": "float32", "float16": "float16", "dynamic": "dynamic_int8"}
-# Why there is no full-integer int8 variant (measured; README, "Streaming on phones").
+# Why there is no full-integer int8 variant (measured; docs/export-and-phones.md, "Streaming on phones").
 NO_FULL_INT8 = (
     "--quantize int8 (full integer: int8 weights and activations) is not offered: with one int8 scale per activation "
     "tensor it disagreed with the trained model too often to ship. Streaming pair on real VGG16 weights (fight "

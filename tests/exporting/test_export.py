@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from vidcls.export import export
+from vidcls.exporting import export
 
 
 def test_tflite_matches_keras_with_builtin_ops_only(trained_run):
@@ -122,7 +122,7 @@ def test_unknown_quantization_is_a_clear_error(trained_run, capsys):
 def test_end_to_end_model_runs_on_raw_frames_like_vidcls_predict(trained_run, tmp_path):
     import shutil
 
-    from vidcls.export.exporter import export_end_to_end
+    from vidcls.exporting.exporter import export_end_to_end
     from vidcls.serving import Predictor
 
     run = tmp_path / "run"

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from vidcls.errors import VidclsError
-from vidcls.export import StreamRunner, export_streaming, read_metadata, read_standard_metadata
-from vidcls.export.streaming import standardisation
+from vidcls.exporting import StreamRunner, export_streaming, read_metadata, read_standard_metadata
+from vidcls.exporting.streaming import standardisation
 from vidcls.serving import Predictor
 
 
@@ -48,7 +48,7 @@ def test_the_streamed_windows_are_predict_windows_with_the_same_scores(streaming
 def test_labels_and_timing_travel_inside_the_tflite_files(streaming_run):
     from ai_edge_litert.interpreter import Interpreter
 
-    from vidcls.export.exporter import convert_to_tflite
+    from vidcls.exporting.exporter import convert_to_tflite
 
     run, report = streaming_run
     directory = run / "export" / "streaming"

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.export.exporter import convert_to_tflite, held_out_videos
-from vidcls.export.stream import StreamRunner
-from vidcls.export.tflite_metadata import with_metadata, with_standard_metadata
+from vidcls.exporting.exporter import convert_to_tflite, held_out_videos
+from vidcls.exporting.stream import StreamRunner
+from vidcls.exporting.tflite_metadata import with_metadata, with_standard_metadata
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 

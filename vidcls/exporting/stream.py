@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.export.tflite_metadata import read_metadata
+from vidcls.exporting.tflite_metadata import read_metadata
 from vidcls.features import VideoReadError, check_readable, check_seconds, plan_windows, segment_centre_indices, to_model_frame
 from vidcls.serving import scores_of, windows_prediction
 
