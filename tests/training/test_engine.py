@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -141,6 +142,39 @@ def test_periodic_checkpoints_timing_and_tensorboard_extras(cache_dir, tmp_path)
     values = [float(tf.make_ndarray(event.tensor_proto)) for event in events.Tensors("validation_per_class", "recall/grow")]
     assert len(values) == 4 and all(0 <= value <= 1 for value in values)
     assert "_hparams_/session_start_info" in tags["hparams"]["tensors"]
+    # The confusion matrix, a picture per epoch: [width, height, PNG] as TensorBoard's image plugin stores it.
+    pictures = events.Tensors("validation_per_class", "confusion_matrix")
+    assert [event.step for event in pictures] == [0, 1, 2, 3]
+    width, height, png = tf.make_ndarray(pictures[-1].tensor_proto)
+    image = tf.image.decode_png(png).numpy()
+    assert image.shape == (int(height), int(width), 3) and image.std() > 10  # drawn, not blank
+    assert not [tag for tag in tags["validation_per_class"]["tensors"] if tag.startswith("pr_curve")]  # 4 classes
+
+
+def test_two_class_runs_write_pr_curves(cache_dir, tmp_path):
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    two_classes = tmp_path / "cache"
+    shutil.copytree(cache_dir, two_classes)
+    manifest = two_classes / "manifest.jsonl"
+    kept = [line for line in manifest.read_text().splitlines() if json.loads(line)["label"] in ("grow", "shrink")]
+    manifest.write_text("\n".join(kept) + "\n")
+    config = ExperimentConfig().replace({"data.cache_dir": str(two_classes), "train.epochs": 2, "train.batch_size": 4,
+                                         "model.name": "mean_pool", "model.adapter_units": 16})
+    train(config, tmp_path / "run")
+    events = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert sorted(tag for tag in events.Runs()["validation_per_class"]["tensors"] if tag.startswith("pr_curve")) == [
+        "pr_curve/grow", "pr_curve/shrink"]
+    import tensorflow as tf
+
+    curve = tf.make_ndarray(events.Tensors("validation_per_class", "pr_curve/grow")[-1].tensor_proto)
+    assert curve.shape == (6, 101)  # TP, FP, TN, FN, precision, recall at 101 thresholds
+    label_of = {json.loads(line)["clip_id"]: json.loads(line)["label"] for line in kept}
+    val_labels = [label_of[clip] for clip in json.loads((tmp_path / "run" / "splits.json").read_text())["val"]]
+    true_positives, false_positives, true_negatives, false_negatives = curve[:4, 0]  # threshold 0: all positive
+    assert (true_positives, false_positives) == (val_labels.count("grow"), val_labels.count("shrink")) != (0, 0)
+    assert true_negatives == false_negatives == 0
 
 
 def test_resume_flag_uses_the_run_config(trained_run, tmp_path, capsys):

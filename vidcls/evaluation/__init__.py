@@ -10,10 +10,11 @@ from vidcls.evaluation.evaluate import (
     score_predictions,
     write_evaluation,
 )
+from vidcls.evaluation.plots import confusion_png
 from vidcls.evaluation.report import Metrics
 
 __all__ = [
-    "classification_metrics", "Metrics", "compare_runs", "markdown_table", "evaluate", "headline",
+    "classification_metrics", "confusion_png", "Metrics", "compare_runs", "markdown_table", "evaluate", "headline",
     "motion_statistics", "motion_statistics_baseline", "read_metrics", "score_predictions", "write_csv",
     "write_evaluation"
 ]

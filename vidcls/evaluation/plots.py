@@ -22,6 +22,11 @@ def _pyplot():
 
 def plot_confusion(counts: np.ndarray, class_names: list[str], path: Path, title: str) -> None:
     """Row-normalised colours (recall per true class) annotated with raw counts."""
+    atomic_write_bytes(Path(path), confusion_png(counts, class_names, title))
+
+
+def confusion_png(counts: np.ndarray, class_names: list[str], title: str, dpi: int = 120) -> bytes:
+    """`plot_confusion`'s figure as PNG bytes (also TensorBoard's image each epoch)."""
     plt = _pyplot()
     totals = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, totals, out=np.zeros_like(counts, dtype=float), where=totals > 0)
@@ -38,8 +43,10 @@ def plot_confusion(counts: np.ndarray, class_names: list[str], path: Path, title
             axis.text(column, row, str(counts[row, column]), ha="center", va="center",
                       color="white" if normalised[row, column] > 0.5 else "black")
     figure.tight_layout()
-    _save(figure, path, 120)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=dpi, format="png")
     plt.close(figure)
+    return buffer.getvalue()
 
 
 def plot_curves(rows: list[dict], path: Path) -> bool:

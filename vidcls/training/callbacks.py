@@ -1,5 +1,6 @@
 """Callbacks vidcls adds to Keras's: learning rate and throughput per epoch, the epoch for
-the batch source, periodic checkpoints, and TensorBoard's hparams and per-class recall.
+the batch source, periodic checkpoints, and TensorBoard's hparams, and per epoch the
+validation split's per-class recall, confusion matrix (an image) and PR curves.
 
 LearningRateLogger must run before CSVLogger and TensorBoard in the callback list, which
 then record the learning rate like any metric.
@@ -131,8 +132,10 @@ def _save_atomically(model, path: Path) -> None:
 
 
 class TensorBoardExtras(keras.callbacks.Callback):
-    """Writes the run's hyperparameters (HParams dashboard) when training starts, and each
-    target's per-class recall on the validation split after every epoch.
+    """Writes the run's hyperparameters (HParams dashboard) when training starts, and after
+    every epoch, for each target on the validation split: per-class recall (Scalars), the
+    confusion matrix as a picture (Images) and, for two classes, the precision-recall curve
+    of each class (PR Curves).
 
     Args:
         log_dir: the run's tensorboard/ folder.
@@ -171,13 +174,16 @@ class TensorBoardExtras(keras.callbacks.Callback):
             self._writer = tf.summary.create_file_writer(str(self.log_dir / "validation_per_class"))
         with self._writer.as_default(step=epoch):
             for column, (target, names) in enumerate(self.space.items()):
-                predicted = outputs[target].argmax(axis=1)
-                truth = self.val_labels[:, column]
-                prefix = "recall" if len(self.space) == 1 else f"recall_{target}"
+                suffix = "" if len(self.space) == 1 else f"_{target}"
+                probabilities, truth = outputs[target], self.val_labels[:, column]
+                predicted = probabilities.argmax(axis=1)
                 for index, name in enumerate(names):
                     members = truth == index
                     if members.any():
-                        tf.summary.scalar(f"{prefix}/{name}", float(np.mean(predicted[members] == index)))
+                        tf.summary.scalar(f"recall{suffix}/{name}", float(np.mean(predicted[members] == index)))
+                _write_confusion_image(f"confusion_matrix{suffix}", truth, predicted, names, epoch)
+                if len(names) == 2:
+                    _write_pr_curves(f"pr_curve{suffix}", truth, probabilities, names, epoch)
         self._writer.flush()
 
     def on_train_end(self, logs=None):
@@ -196,6 +202,28 @@ class TensorBoardExtras(keras.callbacks.Callback):
             self._infer = tf.function(lambda inputs: model(inputs, training=False))
         batches = [self._infer(batch[0]) for batch in self.val_data]
         return tf.nest.map_structure(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *batches)
+
+
+def _write_confusion_image(tag: str, truth: np.ndarray, predicted: np.ndarray, names: list[str], epoch: int) -> None:
+    import tensorflow as tf
+
+    from vidcls.evaluation import confusion_png
+
+    counts = np.zeros((len(names), len(names)), dtype=np.int64)
+    np.add.at(counts, (truth, predicted), 1)
+    png = confusion_png(counts, names, f"validation, epoch {epoch + 1}", dpi=80)
+    tf.summary.image(tag, tf.image.decode_png(png, channels=3)[None], step=epoch)
+
+
+def _write_pr_curves(tag: str, truth: np.ndarray, probabilities: np.ndarray, names: list[str], epoch: int) -> None:
+    """One curve per class, that class taken as the positive one (TensorBoard's PR Curves)."""
+    import tensorflow as tf
+    from tensorboard.plugins.pr_curve import summary as pr_curve
+
+    for index, name in enumerate(names):
+        proto = pr_curve.pb(f"{tag}/{name}", labels=truth == index,
+                            predictions=np.clip(probabilities[:, index], 0.0, 1.0).astype(np.float32), num_thresholds=101)
+        tf.summary.experimental.write_raw_pb(proto.SerializeToString(), step=epoch)
 
 
 def _flat_hyperparameters(config: dict) -> dict:
