@@ -104,3 +104,13 @@ def test_top_level_help_documents_the_exit_codes(capsys):
     text = capsys.readouterr().out
     for code in ("0 ", "1 ", "2 ", "130 "):
         assert f"\n  {code}" in text, code
+
+
+def test_json_is_strict_for_jq():
+    import numpy as np
+
+    from vidcls.cli.output import to_json
+
+    text = to_json({"val_accuracy": float("nan"), "scores": [np.float32(0.5), float("inf")], "clips": np.int64(3)})
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} is not JSON")) == {
+        "val_accuracy": None, "scores": [0.5, None], "clips": 3}

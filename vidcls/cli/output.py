@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import sys
 from pathlib import Path
@@ -89,8 +90,20 @@ def print_result(args: argparse.Namespace, result) -> None:
 
 
 def to_json(result) -> str:
+    """Strict JSON (what `jq` reads): NaN and infinities, e.g. a metric of a run without a
+    validation split, become null."""
     values = result.to_dict() if hasattr(result, "to_dict") else result
-    return json.dumps(values, indent=2, default=_jsonable)
+    return json.dumps(_finite(json.loads(json.dumps(values, default=_jsonable))), indent=2, allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
 
 
 def _jsonable(value):

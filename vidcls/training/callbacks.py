@@ -211,7 +211,7 @@ def _write_confusion_image(tag: str, truth: np.ndarray, predicted: np.ndarray, n
 
     counts = np.zeros((len(names), len(names)), dtype=np.int64)
     np.add.at(counts, (truth, predicted), 1)
-    png = confusion_png(counts, names, f"validation, epoch {epoch + 1}", dpi=80)
+    png = confusion_png(counts, names, f"validation, epoch {epoch + 1}", dpi=100)
     tf.summary.image(tag, tf.image.decode_png(png, channels=3)[None], step=epoch)
 
 
