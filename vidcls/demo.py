@@ -21,8 +21,8 @@ from vidcls.run_dir import RunDir
 # grows or shrinks, a colour turns blue->red or red->blue. |Frame differences| are the same
 # for a change and its reverse, so the motion stream (the default, for real footage) adds
 # nothing here and would double extraction: the demo caches appearance alone and its
-# models read it. (On real footage the motion stream carries to unseen scenes; README,
-# "Real footage".)
+# models read it. (On real footage the motion stream carries to unseen scenes:
+# docs/real-footage.md.)
 DEMO_FEATURES = dict(backbone="resnet50", weights="none", num_frames=16, image_size=112, batch_size=64,
                      streams=["appearance"])
 DEMO_MODELS = ("attention_lstm", "mean_pool")
@@ -39,7 +39,7 @@ class DemoResult:
 def run_demo(work_dir: str | Path = "demo_output", num_videos: int = 240, epochs: int = 30,
              progress: bool = True) -> DemoResult:
     from vidcls.evaluation import evaluate
-    from vidcls.export import ExportReport, export, export_streaming
+    from vidcls.exporting import ExportReport, export, export_streaming
     from vidcls.features import FeatureCache, extract
     from vidcls.serving import Predictor
     from vidcls.training import train

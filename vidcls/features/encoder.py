@@ -7,7 +7,7 @@ A stream is one kind of image per sampled frame:
   clipped to 255: a motion image, bright where something moved and black where nothing
   did, whatever the scenery. Through the same frozen backbone it gives motion features
   that carry to scenes never seen in training far better than appearance does (measured
-  on real surveillance footage, see the README).
+  on real surveillance footage, see docs/real-footage.md).
 
 The cached row of a frame is the backbone's features of each stream, side by side, in
 the order the streams are listed: `[T, D x streams]`. Models select and fuse the streams

@@ -73,9 +73,9 @@ def resolve_streams(requested: list[str], cache_streams: list[str] | None) -> li
     """The cached streams a model reads: `model.streams` as given; when it is empty, every
     stream but appearance if the cache has another (a motion stream), else all (None).
 
-    Measured on real surveillance footage in grouped cross-validation (README, "Real
-    footage"): the frame-difference stream alone scores ~0.75, appearance beside it pulls
-    the model back towards memorising each scene's look (~0.66-0.68)."""
+    Measured on real surveillance footage in grouped cross-validation (docs/real-footage.md):
+    the frame-difference stream alone scores ~0.75, appearance beside it pulls the model back
+    towards memorising each scene's look (~0.66-0.68)."""
     if requested:
         return list(requested)
     others = [name for name in cache_streams or [] if name != "appearance"]
