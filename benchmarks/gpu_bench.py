@@ -11,9 +11,12 @@ TensorFlow starts), on one synthetic cache (T=16, D=2048, the default attention-
 3. + mixed_float16, global batch 64;
 4. + XLA.
 
-samples/s is training clips / epoch seconds (epochs after the first, which traces), read
-from each run's timing.csv; what actually ran (replicas, precision, XLA) from its env.json,
-so a row that had to fall back says so. Each row's ratio is to the baseline of this run.
+samples/s is training clips / the median epoch's seconds (epochs after the first, which
+traces; as train_bench.py), read from each run's timing.csv; what actually ran (replicas,
+precision, XLA) from its env.json, so a row that had to fall back says so. Each row's ratio
+is to the baseline of this run, and its training FLOP rate is a fraction of the measured
+matmul peak of the devices it used in the format it computed in (peak.py, in a child
+process: on GPUs the per-GPU peak x replicas; logical CPU devices share the CPU's peak).
 
 On a machine without GPUs the rows run on `--devices` logical CPU devices (default 2), so
 the table checks every path but measures nothing a GPU would: mixed_float16 is emulated on
@@ -37,7 +40,9 @@ import tempfile
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # pipeline_bench.build_cache
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # pipeline_bench.build_cache, peak, train_bench.speed
+
+from train_bench import speed  # noqa: E402
 
 FEATURE_DIM = 2048
 # (name, all devices, precision, global batch, XLA): each row adds one option to the one above.
@@ -74,21 +79,23 @@ def run_row(cache: Path, run_dir: Path, devices: int, precision: str, batch_size
         losses = [float(row["loss"]) for row in csv.DictReader(handle)]
     train_clips = len(json.loads((run_dir / "splits.json").read_text())["train"])
     env = json.loads((run_dir / "env.json").read_text())
-    later = seconds[1:] or seconds
     return {
-        "samples_per_second": round(train_clips * len(later) / sum(later), 1),
+        "samples_per_second": speed({"seconds": seconds}, train_clips),
         "replicas": env["replicas"], "precision": env["precision"], "xla": env["xla"],
         "global_batch": batch_size, "final_loss": losses[-1], "notes": env.get("notes", []),
+        "flops_per_clip": json.loads((run_dir / "result.json").read_text())["flops_per_clip"],
     }
 
 
 def markdown(report: dict) -> str:
     lines = [f"Devices: {report['devices']} ({report['device_kind']}); {report['clips']} clips, "
              f"{report['epochs']} epochs; samples/s over epochs 2-{report['epochs']}.", "",
-             "| row | replicas | precision | global batch | XLA | samples/s | vs baseline |", "|---|---|---|---|---|---|---|"]
+             "| row | replicas | precision | global batch | XLA | samples/s | vs baseline | fraction of peak |",
+             "|---|---|---|---|---|---|---|---|"]
     for name, row in report["rows"].items():
         lines.append(f"| {name} | {row['replicas']} | {row['precision']} | {row['global_batch']} | "
-                     f"{'on' if row['xla'] else 'off'} | {row['samples_per_second']:,} | {row['ratio_vs_baseline']}x |")
+                     f"{'on' if row['xla'] else 'off'} | {row['samples_per_second']:,} | {row['ratio_vs_baseline']}x | "
+                     f"{row['fraction_of_peak']} |")
     notes = sorted({note for row in report["rows"].values() for note in row["notes"]})
     return "\n".join(lines + ([""] + [f"- {note}" for note in notes] if notes else [])) + "\n"
 
@@ -101,6 +108,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--devices", type=int, default=0,
                         help="devices of the multi-device rows: 0 = every GPU, or 2 logical CPU devices without GPUs")
     parser.add_argument("--feature-dim", type=int, default=FEATURE_DIM)
+    parser.add_argument("--peak-seconds", type=float, default=2.0, help="timing of each matmul peak (peak.py)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every row, e.g. model.hidden_units=64")
     args = parser.parse_args(argv)
@@ -109,6 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="vidcls_gpu_bench_"))
     work.mkdir(parents=True, exist_ok=True)
 
+    from peak import fraction_of_peak, measure_in_child, training_gflops
     from pipeline_bench import build_cache
 
     cache = work / "cache"
@@ -124,11 +133,16 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = run_row(cache, run_dir, devices if all_devices else 1, precision, batch_size, xla, args.epochs,
                              args.set)
     baseline = rows["baseline"]["samples_per_second"]
+    peak = measure_in_child(dtypes=sorted({row["precision"].removeprefix("mixed_") for row in rows.values()}),
+                            seconds=args.peak_seconds)
     for row in rows.values():
         row["ratio_vs_baseline"] = round(row["samples_per_second"] / baseline, 2)
+        device_peak = {dtype: value * row["replicas"] for dtype, value in peak["gpu:0"].items()} if gpus else peak["cpu"]
+        row["fraction_of_peak"] = fraction_of_peak(training_gflops(row["flops_per_clip"], row["samples_per_second"]),
+                                                   device_peak, row["precision"])
     report = {
         "benchmark": "gpu", "devices": devices, "device_kind": "GPU" if gpus else "logical CPU devices",
-        "clips": args.clips, "epochs": args.epochs, "overrides": args.set, "rows": rows,
+        "clips": args.clips, "epochs": args.epochs, "overrides": args.set, "rows": rows, "matmul_peak_gflops": peak,
         "machine": {"cpus": os.cpu_count(), "gpus": gpus, "platform": platform.platform(),
                     "python": platform.python_version()},
     }

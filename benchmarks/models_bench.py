@@ -5,8 +5,9 @@
 Synthetic videos whose classes differ only in the order of frames (grow / shrink,
 blue -> red / red -> blue) are embedded once with a random-init ResNet50 at 16 frames and
 at 8 frames. Each model trains on the 16-frame cache with the same recipe; the table has
-test accuracy, parameters, FLOPs per clip and training samples/s (epochs after the first,
-which includes tracing). Then frame-count transfer: a transformer trained on 8 frames
+test accuracy, parameters, FLOPs per clip, training samples/s (the median epoch after the
+first, which includes tracing) and that training FLOP rate as a fraction of the machine's
+matmul peak in the format the run computed in (peak.py). Then frame-count transfer: a transformer trained on 8 frames
 starts a 16-frame one (`--init-from`), which is compared with the from-scratch 16-frame
 transformer on how many epochs each needs to reach the from-scratch run's best
 validation accuracy.
@@ -28,6 +29,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak
 
 MODELS = ("attention_lstm", "bilstm", "gru", "transformer", "mean_pool")
 FEATURES = dict(backbone="resnet50", weights="none", image_size=112, batch_size=64)
@@ -62,14 +64,16 @@ def train_and_score(cache: Path, run_dir: Path, name: str, epochs: int, **extra)
         history = list(csv.DictReader(handle))
     with (run_dir / "timing.csv").open() as handle:
         timing = list(csv.DictReader(handle))
-    rates = [float(row["samples_per_second"]) for row in timing[1:]] or [float(timing[0]["samples_per_second"])]
+    rates = sorted(float(row["samples_per_second"]) for row in timing[1:]) or [float(timing[0]["samples_per_second"])]
     return {
         "model": name,
         "test_accuracy": round(evaluate(run_dir, "test")["accuracy"], 4),
         "best_val_accuracy": result.best_val_accuracy,
         "parameters": result.parameters,
         "mflops_per_clip": round(result.flops_per_clip / 1e6, 2),
-        "train_samples_per_s": round(sum(rates) / len(rates), 1),
+        "train_samples_per_s": round(rates[len(rates) // 2], 1),
+        "flops_per_clip": result.flops_per_clip,
+        "precision": json.loads((run_dir / "env.json").read_text())["precision"],
         "train_seconds": round(result.seconds, 1),
         "val_accuracy_by_epoch": [float(row["val_accuracy"]) for row in history],
     }
@@ -81,10 +85,12 @@ def epochs_to_reach(curve: list[float], target: float) -> int | None:
 
 
 def markdown(rows: list[dict], transfer: dict) -> str:
-    lines = ["| model | test accuracy | parameters | MFLOPs / clip | train samples/s |", "|---|---|---|---|---|"]
+    lines = ["| model | test accuracy | parameters | MFLOPs / clip | precision | train samples/s | fraction of peak |",
+             "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['model']} | {row['test_accuracy']:.3f} | {row['parameters']:,} | "
-                     f"{row['mflops_per_clip']:.1f} | {row['train_samples_per_s']:.0f} |")
+                     f"{row['mflops_per_clip']:.1f} | {row['precision']} | {row['train_samples_per_s']:.0f} | "
+                     f"{row['fraction_of_peak']} |")
     lines += ["", f"Frame-count transfer (transformer, 8 -> 16 frames): target = from-scratch best val accuracy "
               f"{transfer['target_val_accuracy']:.3f}; epochs to reach it: from scratch "
               f"{transfer['epochs_from_scratch']}, from the 8-frame run {transfer['epochs_with_init_from']} "
@@ -117,12 +123,18 @@ def main() -> None:
     }
     transfer["fewer_epochs"] = (transfer["epochs_with_init_from"] is not None
                                 and transfer["epochs_with_init_from"] < transfer["epochs_from_scratch"])
+    from peak import fraction_of_peak, measure_in_child, training_gflops
+
+    peak = measure_in_child(dtypes=sorted({row["precision"].removeprefix("mixed_") for row in rows}))["cpu"]
+    for row in rows:
+        row["fraction_of_peak"] = fraction_of_peak(training_gflops(row["flops_per_clip"], row["train_samples_per_s"]),
+                                                   peak, row["precision"])
     mean_pool = next(row for row in rows if row["model"] == "mean_pool")["test_accuracy"]
     report = {
         "benchmark": "models", "videos": args.videos, "epochs": args.epochs, "models": rows, "transfer": transfer,
         "temporal_margin_over_mean_pool": {row["model"]: round(row["test_accuracy"] - mean_pool, 4)
                                            for row in rows if row["model"] != "mean_pool"},
-        "seconds": round(time.perf_counter() - started, 1),
+        "matmul_peak_gflops": peak, "seconds": round(time.perf_counter() - started, 1),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }
     from vidcls.fileio import atomic_write_bytes, atomic_write_json

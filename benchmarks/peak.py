@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -86,8 +87,41 @@ def model_flops(model) -> int:
 
 
 def fraction_of_peak(gflops: float, peak: dict[str, float], dtype: str) -> float:
-    """`gflops` as a fraction of the measured peak of `dtype` (3 decimals)."""
-    return round(gflops / peak[dtype], 3)
+    """`gflops` as a fraction of the measured peak of `dtype` (3 decimals); `dtype` may be a
+    Keras policy name (mixed_bfloat16 computes in bfloat16)."""
+    return round(gflops / peak[dtype.removeprefix("mixed_")], 3)
+
+
+# A training step costs ~3x the forward pass (the backward pass ~2x).
+TRAINING_FLOPS_PER_FORWARD = 3
+
+
+def training_gflops(flops_per_clip: int, samples_per_second: float) -> float:
+    """The FLOP rate of training at `samples_per_second` clips whose forward pass costs
+    `flops_per_clip` (result.json's `flops_per_clip`)."""
+    return TRAINING_FLOPS_PER_FORWARD * flops_per_clip * samples_per_second / 1e9
+
+
+def backbone_gflop_per_frame(fingerprint: dict) -> float:
+    """Forward GFLOPs of one image through a cache's backbone (from its cache.json; the
+    architecture, image size and grid decide it, not the weights)."""
+    from vidcls.features import get_backbone
+
+    backbone = get_backbone(fingerprint["backbone"], weights="none", image_size=fingerprint.get("image_size"),
+                            grid=int(fingerprint.get("grid", 1)))
+    return model_flops(backbone._source) / 1e9
+
+
+def measure_in_child(dtypes=DTYPES, seconds: float = 2.0) -> dict[str, dict[str, float]]:
+    """`measure()` in a fresh process, for a caller that must not start TensorFlow itself
+    (gpu_bench fixes devices per row) or whose own threads would disturb the timing."""
+    import subprocess
+    import sys
+
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).resolve().parent)!r}); import peak; "
+            f"print(json.dumps(peak.measure(seconds={seconds}, dtypes={list(dtypes)!r})))")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def cpu_flags() -> list[str]:

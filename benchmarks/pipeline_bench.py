@@ -2,7 +2,9 @@
 
 1. Throughput: samples/s of the pipeline alone (from RAM, and streamed from the packed
    file) vs samples/s of the default model's training step on the same batch shape.
-   Target: pipeline / step >= 10 (the input side is never the bottleneck).
+   Target: pipeline / step >= 10 (the input side is never the bottleneck). The step's
+   training FLOP rate is printed as a fraction of the float32 matmul peak (peak.py); the
+   pipeline itself does no arithmetic worth counting (it copies batches).
 2. Memory: a real one-epoch `vidcls train` over a cache at least twice the memory budget,
    in a fresh process, reporting its peak RSS. Target: peak RSS < budget + 1 GB.
 3. Container (`--cgroup-gb G`, needs root): the same one-epoch training, default flags,
@@ -32,6 +34,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak
 
 import numpy as np  # noqa: E402
 
@@ -75,7 +78,7 @@ def throughput(work: Path, batch_size: int, feature_dim: int) -> dict:
     from vidcls.config import ModelConfig
     from vidcls.data import BatchSource, load_labelled_features, make_dataset
     from vidcls.features import FeatureCache
-    from vidcls.models import build_model
+    from vidcls.models import build_model, describe_model
 
     cache_dir = work / "small"
     build_cache(cache_dir, 2048, feature_dim)
@@ -99,9 +102,15 @@ def throughput(work: Path, batch_size: int, feature_dim: int) -> dict:
     for _ in range(steps):
         model.train_on_batch([x, mask], y)
     step_rate = steps * batch_size / (time.perf_counter() - started)
+    from peak import fraction_of_peak, measure_in_child, training_gflops
+
+    flops_per_clip = describe_model(model, NUM_FRAMES)["flops_per_clip"]
+    peak = measure_in_child(dtypes=["float32"])["cpu"]
     return {
         "model": "attention_lstm", "batch_size": batch_size, "feature_shape": [NUM_FRAMES, feature_dim],
         "train_step_samples_per_s": round(step_rate, 1),
+        "train_step_fraction_of_float32_peak": fraction_of_peak(training_gflops(flops_per_clip, step_rate), peak, "float32"),
+        "matmul_peak_gflops": peak,
         "pipeline_ram_samples_per_s": round(rates["ram"], 1),
         "pipeline_packed_samples_per_s": round(rates["packed_stream"], 1),
         "ratio_ram": round(rates["ram"] / step_rate, 1),

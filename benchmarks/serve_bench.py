@@ -7,7 +7,9 @@ Without --run-dir it builds a small run first (synthetic videos, random-init Res
 112 px, 16 frames, attention-LSTM, 5 epochs). The server runs in its own process on a free
 loopback port; clients POST real mp4 files (the synthetic videos, in turn) for the given
 time. Prints one JSON line: requests/s, p50/p95 latency and errors for 1 and for N
-clients, and the throughput ratio.
+clients, the throughput ratio, and the backbone's FLOP rate at that throughput (T frames x
+streams per request) as a fraction of the machine's matmul peak in the cache's number
+format (peak.py, measured after the server has stopped).
 
 --abuse: N clients mix good videos with hostile requests for the given time: oversized
 uploads (declared and chunked), stalled and slow bodies, malformed forms, files that are
@@ -35,6 +37,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak
 
 
 def build_run(work: Path) -> tuple[Path, list[Path]]:
@@ -308,9 +311,21 @@ def main() -> None:
     finally:
         process.terminate()
         process.wait(timeout=30)
+    from peak import backbone_gflop_per_frame, fraction_of_peak, measure_in_child
+
+    from vidcls.run_dir import RunDir
+
+    fingerprint = RunDir(run_dir).features()["fingerprint"]
+    precision = fingerprint.get("precision", "float32")
+    gflop_per_request = (backbone_gflop_per_frame(fingerprint) * int(fingerprint["num_frames"])
+                         * len(fingerprint.get("streams", ["appearance"])))
+    peak = measure_in_child(dtypes=[precision])["cpu"]
     print(json.dumps({
         "benchmark": "serve", "run_dir": str(run_dir), "one_client": single, "concurrent": concurrent,
         "throughput_ratio": round(concurrent["requests_per_second"] / max(single["requests_per_second"], 1e-9), 2),
+        "backbone_gflop_per_request": round(gflop_per_request, 2), "precision": precision, "matmul_peak_gflops": peak,
+        "fraction_of_peak": {name: fraction_of_peak(gflop_per_request * load["requests_per_second"], peak, precision)
+                             for name, load in (("one_client", single), ("concurrent", concurrent))},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
     }))
 

@@ -8,7 +8,9 @@ T=16) or on `--run-dir` (e.g. the fight recipe on real VGG16 weights):
   (b) `vidcls export --streaming` for each variant, run by `vidcls stream`'s loop
       (LiteRT, default options, 1 and 4 threads): per-frame encoder and per-window head
       latency, real-time factor, agreement with `vidcls predict --window`, file sizes;
-and the backbone FLOPs per stride of each path (the ratio is T / frames per stride).
+and the backbone FLOPs per stride of each path (the ratio is T / frames per stride). The
+encoder's FLOP rate is printed as a fraction of the machine's float32 matmul peak (peak.py,
+all cores; LiteRT computes in float32, with int8 kernels for dynamic-range weights).
 Then the loop on the six real recordings and (with `--fight-clips N`) real fight clips.
 Prints one JSON line per measurement and a markdown table.
 
@@ -22,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -30,6 +33,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # peak
 
 
 def demo_run(work: Path, videos: int) -> Path:
@@ -124,12 +128,19 @@ def main() -> None:
     flops_ratio = num_frames * e2e_streams / (step * len(streaming["streams"]))
     print(json.dumps({"baseline_end_to_end": baseline, "frames_per_stride": step,
                       "backbone_flops_ratio": flops_ratio}), flush=True)
+    from peak import backbone_gflop_per_frame, fraction_of_peak, measure_in_child
+
+    encoder_gflop = backbone_gflop_per_frame(fingerprint) * len(streaming["streams"])  # per frame, every stream
+    peak = measure_in_child(dtypes=["float32"])["cpu"]
     rows = []
     for entry in streaming["variants"]:
         work_ms = {threads: entry["encoder_ms_per_frame"][threads] * step + entry["head_ms_per_window"][threads]
                    for threads in ("1", "4")}
         row = {**entry, "ms_per_stride": work_ms,
-               "speedup_vs_end_to_end": {t: baseline["ms_per_stride"][t] / work_ms[t] for t in work_ms}}
+               "speedup_vs_end_to_end": {t: baseline["ms_per_stride"][t] / work_ms[t] for t in work_ms},
+               "encoder_fraction_of_float32_peak": {
+                   t: fraction_of_peak(encoder_gflop * 1000 / entry["encoder_ms_per_frame"][t], peak, "float32")
+                   for t in ("1", "4")}}
         rows.append(row)
         print(json.dumps({"variant": row}), flush=True)
     from vidcls.videos import VIDEO_SUFFIXES
@@ -150,14 +161,17 @@ def main() -> None:
           f"T={num_frames}, stride {args.stride} s ({step} frames); streams {streaming['streams']}")
     print(f"baseline: end-to-end float32 ({baseline['size_bytes'] / 1e6:.1f} MB) every stride: "
           f"{baseline['ms_per_stride']['1']:.1f} ms (1 thread), {baseline['ms_per_stride']['4']:.1f} ms (4 threads); "
-          f"backbone FLOPs per stride, end-to-end / streaming: {flops_ratio:.1f}x\n")
-    print("| variant | encoder + head size | encoder ms/frame (1 / 4 threads) | head ms/window | real time (1 / 4 threads) "
-          "| ms per stride vs end-to-end (1 thread) | top-1 vs predict --window | max abs diff prob |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"backbone FLOPs per stride, end-to-end / streaming: {flops_ratio:.1f}x; encoder {encoder_gflop:.2f} "
+          f"GFLOP per frame, float32 matmul peak {peak['float32']} GFLOP/s\n")
+    print("| variant | encoder + head size | encoder ms/frame (1 / 4 threads) | encoder fraction of peak (1 / 4) | "
+          "head ms/window | real time (1 / 4 threads) | ms per stride vs end-to-end (1 thread) | "
+          "top-1 vs predict --window | max abs diff prob |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         size = (row["size_bytes"]["frame_encoder"] + row["size_bytes"]["head"]) / 1e6
         print(f"| {row['name']} | {size:.1f} MB | {row['encoder_ms_per_frame']['1']:.1f} / "
-              f"{row['encoder_ms_per_frame']['4']:.1f} | {row['head_ms_per_window']['1']:.2f} | "
+              f"{row['encoder_ms_per_frame']['4']:.1f} | {row['encoder_fraction_of_float32_peak']['1']} / "
+              f"{row['encoder_fraction_of_float32_peak']['4']} | {row['head_ms_per_window']['1']:.2f} | "
               f"{row['real_time_factor']['1']:.1f}x / {row['real_time_factor']['4']:.1f}x | "
               f"{row['ms_per_stride']['1']:.1f} ({row['speedup_vs_end_to_end']['1']:.1f}x faster) | "
               f"{row['top1_agreement']:.3f} ({row['windows']} windows) | {row['max_abs_diff']:.1e} |")

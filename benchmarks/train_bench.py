@@ -41,8 +41,6 @@ TARGET_ACCURACY = 0.9
 SPEED_EPOCHS = 8
 ACCURACY_EPOCHS = 40
 RECIPES = {"vidcls_default": {}, "vidcls_float32": {"train.precision": "float32"}, "vidcls_batch_128": {"train.batch_size": 128}}
-# Backward pass ~2x the forward one.
-TRAINING_FLOPS_PER_FORWARD = 3
 
 
 def baseline(cache_dir: Path, epochs: int, split_from: Path | None = None) -> dict:
@@ -148,12 +146,12 @@ def main() -> None:
         rates[name] = speed(result, base["train_clips"])
         precisions[name], flops_per_clip = result["precision"], result["flops_per_clip"]
 
-    from peak import fraction_of_peak, measure
+    from peak import TRAINING_FLOPS_PER_FORWARD, fraction_of_peak, measure, training_gflops
 
     formats = {precision.removeprefix("mixed_") for precision in precisions.values()}
     peak = measure(dtypes=sorted(formats))["cpu"]
-    fractions = {name: fraction_of_peak(TRAINING_FLOPS_PER_FORWARD * flops_per_clip * rate / 1e9, peak,
-                                        precisions[name].removeprefix("mixed_")) for name, rate in rates.items()}
+    fractions = {name: fraction_of_peak(training_gflops(flops_per_clip, rate), peak, precisions[name])
+                 for name, rate in rates.items()}
 
     from vidcls.config import FeatureConfig
     from vidcls.features import extract

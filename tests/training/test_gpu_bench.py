@@ -15,7 +15,8 @@ def test_every_row_trains_and_reports_what_really_ran(tmp_path):
     spec = importlib.util.spec_from_file_location("gpu_bench", BENCHMARKS / "gpu_bench.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    report = bench.main(["--work-dir", str(tmp_path), "--clips", "128", "--epochs", "2", "--feature-dim", "32", *TINY])
+    report = bench.main(["--work-dir", str(tmp_path), "--clips", "128", "--epochs", "2", "--feature-dim", "32", "--peak-seconds", "0.3",
+                         *TINY])
 
     rows = report["rows"]
     assert list(rows) == ["baseline", "all_devices", "mixed_float16", "xla"]
@@ -27,8 +28,10 @@ def test_every_row_trains_and_reports_what_really_ran(tmp_path):
     assert rows["baseline"]["ratio_vs_baseline"] == 1.0
     for row in rows.values():
         assert row["samples_per_second"] > 0 and math.isfinite(row["final_loss"])
+        assert 0 < row["fraction_of_peak"] < 10, row  # the training FLOP rate over the CPU's measured peak
+    assert set(report["matmul_peak_gflops"]["cpu"]) == {"float32", "float16"}
     table = (tmp_path / "gpu_bench.md").read_text()
-    assert table.count("\n| ") == 5 and "logical CPU devices" in table  # header + 4 rows
+    assert table.count("\n| ") == 5 and "logical CPU devices" in table and "fraction of peak" in table  # header + 4 rows
     assert (tmp_path / "gpu_bench.json").is_file()
 
 
