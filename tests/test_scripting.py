@@ -31,10 +31,23 @@ def test_json_commands_print_one_document_on_stdout(trained_run, video_dir, tmp_
     assert [row["run"] for row in rows] == [str(run), str(trained_run)]
 
     assert main(["export", "--run-dir", str(run), "--json"]) == 0
-    captured = capfd.readouterr()
-    report = json.loads(captured.out)
+    report = json.loads(capfd.readouterr().out)
     assert report["variants"][0]["name"] == "float32"
-    assert "XNNPACK" in captured.err  # LiteRT's C++ log line, written to file descriptor 1, went to stderr
+
+
+def test_json_output_moves_file_descriptor_1_to_stderr(capfd):
+    # What a C++ library (LiteRT's "Created TensorFlow Lite XNNPACK delegate") or Keras
+    # prints while a --json command works must not reach stdout.
+    import os
+
+    from vidcls.cli.output import json_output
+
+    with json_output(argparse.Namespace(json=True)):
+        os.write(1, b"from C++\n")
+        print("from Python")
+    print("the document")
+    captured = capfd.readouterr()
+    assert captured.out == "the document\n" and "from C++" in captured.err and "from Python" in captured.err
 
 
 def test_extract_and_train_json_keep_progress_off_stdout(cache_dir, video_dir, tmp_path, capfd):

@@ -165,10 +165,10 @@ def test_two_class_runs_write_pr_curves(cache_dir, tmp_path):
     events = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "run" / "tensorboard"))
     events.Reload()
     assert sorted(tag for tag in events.Runs()["validation_per_class"]["tensors"] if tag.startswith("pr_curve")) == [
-        "pr_curve/grow", "pr_curve/shrink"]
+        "pr_curve/grow/pr_curves", "pr_curve/shrink/pr_curves"]  # the plugin appends /pr_curves
     import tensorflow as tf
 
-    curve = tf.make_ndarray(events.Tensors("validation_per_class", "pr_curve/grow")[-1].tensor_proto)
+    curve = tf.make_ndarray(events.Tensors("validation_per_class", "pr_curve/grow/pr_curves")[-1].tensor_proto)
     assert curve.shape == (6, 101)  # TP, FP, TN, FN, precision, recall at 101 thresholds
     label_of = {json.loads(line)["clip_id"]: json.loads(line)["label"] for line in kept}
     val_labels = [label_of[clip] for clip in json.loads((tmp_path / "run" / "splits.json").read_text())["val"]]
