@@ -157,6 +157,16 @@ MUTATIONS = (
              "merged_values[base_kernel(layer).path] = _merged_kernel(layer)",
              "merged_values[base_kernel(layer).path] = np.asarray(layer.kernel)",
              ("tests/training/test_lora.py::test_merging_under_a_mixed_policy_keeps_the_float32_kernel",)),
+    Mutation("--json leaves file descriptor 1 on stdout", "vidcls/cli/output.py",
+             "    os.dup2(2, 1)\n    try:", "    try:",
+             ("tests/test_scripting.py::test_json_output_moves_file_descriptor_1_to_stderr",)),
+    Mutation("Keras loading does not register vidcls's classes", "vidcls/_keras_hook.py",
+             "            sys.meta_path.remove(self.finder)\n        _register()",
+             "            sys.meta_path.remove(self.finder)",
+             ("tests/test_api.py::test_a_vidcls_keras_file_loads_with_plain_keras_after_import_vidcls",)),
+    Mutation("TensorBoard's confusion matrix not written", "vidcls/training/callbacks.py",
+             '_write_confusion_image(f"confusion_matrix{suffix}", truth, predicted, names, epoch)', "pass",
+             ("tests/training/test_engine.py::test_periodic_checkpoints_timing_and_tensorboard_extras",)),
 )
 
 
