@@ -28,7 +28,11 @@ def test_every_row_trains_and_reports_what_really_ran(tmp_path):
     assert rows["baseline"]["ratio_vs_baseline"] == 1.0
     for row in rows.values():
         assert row["samples_per_second"] > 0 and math.isfinite(row["final_loss"])
-        assert 0 < row["fraction_of_peak"] < 10, row  # the training FLOP rate over the CPU's measured peak
+        # The training FLOP rate (3x forward FLOPs x samples/s) over the CPU's measured peak in the
+        # row's format; the tiny model here makes it small, so recompute rather than bound it.
+        peak = report["matmul_peak_gflops"]["cpu"][row["precision"].removeprefix("mixed_")]
+        assert peak > 0 and row["fraction_of_peak"] == round(
+            3 * row["flops_per_clip"] * row["samples_per_second"] / 1e9 / peak, 3), row
     assert set(report["matmul_peak_gflops"]["cpu"]) == {"float32", "float16"}
     table = (tmp_path / "gpu_bench.md").read_text()
     assert table.count("\n| ") == 5 and "logical CPU devices" in table and "fraction of peak" in table  # header + 4 rows
