@@ -47,6 +47,18 @@ PRIVATE_SYMBOLS = (
     PrivateSymbol("keras:Model", "_distribute_strategy", "the strategy a model was built under (build_from_local_replica)"),
     PrivateSymbol("keras.src.backend.tensorflow.trainer:TensorFlowTrainer.fit", "_initial_epoch",
                   "the epoch fit() starts at, which a restore sets (set_initial_epoch); checked in fit's source"),
+    # FusedAdamW (vidcls/models/optimizer.py): Keras's AdamW evaluates the learning-rate
+    # schedule once per variable; these let it do the same update in a fraction of the ops.
+    PrivateSymbol("keras.optimizers:AdamW", "_apply_weight_decay", "overridden by FusedAdamW (schedule once per step)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_backend_update_step",
+                  "overridden by FusedAdamW (bias-correction powers once per step)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_use_weight_decay", "which variables AdamW decays (decays_weight)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_get_variable_index", "a variable's slot index (adam_slots)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_momentums", "Adam's first moments (adam_slots)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_velocities", "Adam's second moments (adam_slots)"),
+    PrivateSymbol("keras.optimizers:AdamW", "_distribution_strategy", "the strategy updates run under (merge_updates)"),
+    PrivateSymbol("tensorflow:__internal__.distribute.interim", "maybe_merge_call",
+                  "how Keras's TensorFlow optimizer updates each replica's variables (merge_updates)"),
 )
 
 
@@ -69,6 +81,9 @@ def missing_private_symbols() -> list[str]:
         elif path == "Dense":  # an attribute of a built layer
             owner = keras.layers.Dense(1)
             owner.build((None, 1))
+        elif path == "AdamW":  # a built optimizer's slots
+            owner = keras.optimizers.AdamW()
+            owner.build([keras.Variable([0.0])])
         elif path == "Model" and symbol.name == "_distribute_strategy":
             owner = keras.Sequential([keras.layers.Dense(1)])
         if callable(owner) and path.endswith(".fit"):
@@ -98,6 +113,25 @@ def flatten_layers(model) -> list:
 def base_kernel(layer):
     """The frozen kernel W of a LoRA-enabled Dense/EinsumDense (its `kernel` is W + A B)."""
     return layer._kernel
+
+
+def adam_slots(optimizer, variable) -> tuple:
+    """Adam's first and second moment variables of `variable`."""
+    index = optimizer._get_variable_index(variable)
+    return optimizer._momentums[index], optimizer._velocities[index]
+
+
+def decays_weight(optimizer, variable) -> bool:
+    """Whether AdamW applies weight decay to `variable` (its exclusion lists)."""
+    return optimizer._use_weight_decay(variable)
+
+
+def merge_updates(optimizer, function, *args):
+    """Calls `function(distribution, *args)` where each replica's variables can be updated,
+    as Keras's TensorFlow optimizer does (one replica: at once)."""
+    import tensorflow as tf
+
+    return tf.__internal__.distribute.interim.maybe_merge_call(function, optimizer._distribution_strategy, *args)
 
 
 def set_initial_epoch(model, epoch: int) -> None:

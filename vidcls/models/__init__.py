@@ -5,6 +5,7 @@ from vidcls.models.attention_pooling import AttentionPooling
 from vidcls.models.blocks import NORMALIZATION_LAYER, adapt_normalization
 from vidcls.models.lstm import LSTM
 from vidcls.models.mean_pool import MeanPoolClassifier
+from vidcls.models.optimizer import FusedAdamW
 from vidcls.models.outputs import outputs_by_target
 from vidcls.models.recurrent import BiLSTMClassifier, GRUClassifier
 from vidcls.models.registry import MODELS, build_model, finalize_layers, load_model, model_class, rebuild_for_export
@@ -13,7 +14,7 @@ from vidcls.models.transfer import check_source_run, transfer_weights
 from vidcls.models.transformer import TransformerClassifier
 
 __all__ = [
-    "AttentionLSTMClassifier", "AttentionPooling", "BiLSTMClassifier", "GRUClassifier", "TransformerClassifier",
+    "AttentionLSTMClassifier", "AttentionPooling", "BiLSTMClassifier", "FusedAdamW", "GRUClassifier", "TransformerClassifier",
     "MODELS", "MeanPoolClassifier", "NORMALIZATION_LAYER", "LSTM", "adapt_normalization", "build_model",
     "check_source_run", "describe_model", "finalize_layers", "load_model", "model_class", "outputs_by_target",
     "rebuild_for_export", "transfer_weights"
