@@ -178,14 +178,14 @@ def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_clas
 def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):
     """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model on
     `clip_ids` of `cache` (default: the run's own), averaged over `tta` temporal crops."""
-    from vidcls.models import load_model, outputs_by_target
+    from vidcls.models import load_model, outputs_by_target, predict
 
     cache = cache or run.cache()
     data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
     features = data.features.astype(np.float32)
     views = [(features, data.masks)] if tta == 1 else temporal_crops(features, data.masks, tta, TTA_CROP)
-    outputs = [outputs_by_target(model.predict(list(view), verbose=0), space) for view in views]
+    outputs = [outputs_by_target(predict(model, list(view)), space) for view in views]
     return data, {target: np.mean([output[target] for output in outputs], axis=0) for target in space}
 
 

@@ -51,7 +51,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     """
     import tensorflow as tf
 
-    from vidcls.models import load_model, outputs_by_target, rebuild_for_export
+    from vidcls.models import load_model, outputs_by_target, predict, rebuild_for_export
 
     run = RunDir(run_dir)
     run.require_trained()
@@ -70,7 +70,7 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
     space = run.label_space()
     samples, masks = _parity_features(run, parity_samples, space)
     # Against the trained model itself, not the rebuild: the file must agree with what was trained.
-    reference = outputs_by_target(trained.predict([samples, masks], verbose=0), space)
+    reference = outputs_by_target(predict(trained, [samples, masks]), space)
     report_variants = []
     for name in variants:
         path = out / f"model_{name}.tflite"

@@ -12,3 +12,21 @@ def outputs_by_target(outputs, space) -> dict[str, np.ndarray]:
     if not isinstance(outputs, dict):
         outputs = {next(iter(space)): outputs}
     return {target: np.asarray(outputs[target], dtype=np.float64) for target in space}
+
+
+def predict(model, inputs: list, batch_size: int = 256):
+    """`model.predict(inputs)` without `predict`'s per-model `tf.function`: each call
+    of `model.predict` on a newly loaded model traces one, and from the sixth in a process
+    (a crossval's folds, an export after an evaluation) TensorFlow warns of "excessive
+    retracing" on every call. Evaluation sets are small, so the layers run eagerly here, in
+    batches of `batch_size`; the results are `predict`'s (same ops, inference mode).
+
+    Returns:
+        NumPy arrays in the structure of the model's outputs (an array, or a dict per target).
+    """
+    import keras
+
+    count = len(inputs[0])
+    pieces = [model([np.asarray(x[start:start + batch_size]) for x in inputs], training=False)
+              for start in range(0, count, batch_size)]
+    return keras.tree.map_structure(lambda *parts: np.concatenate([np.asarray(part) for part in parts]), *pieces)
