@@ -167,6 +167,18 @@ MUTATIONS = (
     Mutation("TensorBoard's confusion matrix not written", "vidcls/training/callbacks.py",
              '_write_confusion_image(f"confusion_matrix{suffix}", truth, predicted, names, epoch)', "pass",
              ("tests/training/test_engine.py::test_periodic_checkpoints_timing_and_tensorboard_extras",)),
+    Mutation("FusedAdamW skips the weight decay", "vidcls/models/optimizer.py",
+             "                variable.assign_sub(variable * tf.cast(rate, variable.dtype))", "                pass",
+             ("tests/training/test_optimizer.py",)),
+    Mutation("FusedAdamW's bias correction one step behind", "vidcls/models/optimizer.py",
+             'step = tf.cast(self.iterations + 1, "float32")', 'step = tf.cast(self.iterations + 2, "float32")',
+             ("tests/training/test_optimizer.py",)),
+    Mutation("FusedAdamW updates only the first replica's moments", "vidcls/models/optimizer.py",
+             "    return variable.handle", "    return getattr(variable, \"_primary\", variable).handle",
+             ("tests/training/test_optimizer.py::test_the_same_under_a_two_replica_mirrored_strategy",)),
+    Mutation("evaluation predicts in training mode (dropout on)", "vidcls/models/outputs.py",
+             "for x in inputs], training=False)", "for x in inputs], training=True)",
+             ("tests/evaluation/test_evaluate.py",)),
 )
 
 

@@ -12,8 +12,8 @@ variable:
 `FusedAdamW` evaluates the schedule and the powers once per step and updates each
 variable with one `ResourceApplyAdam` kernel (TensorFlow's fused Adam, the same
 formula: m += (g - m)(1 - beta_1), v += (g^2 - v)(1 - beta_2), w -= lr sqrt(1 - beta_2^t)
-/ (1 - beta_1^t) m / (sqrt(v) + epsilon)). Its variables, config and checkpoints are
-AdamW's, so runs trained with either resume with the other. It lives with the models
+/ (1 - beta_1^t) m / (sqrt(v) + epsilon)). Its variables and settings are AdamW's,
+so a checkpoint written with either resumes with the other. It lives with the models
 because a run's `.keras` file names it: `import vidcls.models` (or `import vidcls`, then
 Keras) registers it as it registers the model classes.
 """
