@@ -107,6 +107,18 @@ def test_quantized_variants_meet_their_parity_and_size_targets(cache_dir, tmp_pa
         assert variant["max_abs_diff"] == pytest.approx(difference, rel=0.25, abs=1e-6), name
     assert variants["dynamic_int8"]["max_abs_diff"] > 1e-6  # quantized: not the float model itself
 
+    # Every file above agrees with the model on every clip, so a check that compared a file
+    # with itself would report the same 1.0. Against a reference that disagrees on some
+    # clips (each clip's scores rolled by one class), the figure must drop to what it is.
+    from vidcls.exporting.exporter import _check_tflite
+
+    rolled = np.roll(trained, 1, axis=1)
+    expected = float(np.mean(trained.argmax(1) == rolled.argmax(1)))
+    assert expected < 1.0
+    checked = _check_tflite(run / "export" / variants["float32"]["path"], {"features": features, "mask": masks},
+                            {"label": rolled})
+    assert checked["top1_agreement"] == pytest.approx(expected)
+
 
 def test_unknown_quantization_is_a_clear_error(trained_run, capsys):
     from vidcls.cli import main
