@@ -222,6 +222,7 @@ print(json.dumps(results))
 """
 
 
+@pytest.mark.slow
 def test_every_model_trains_under_a_two_replica_mirrored_strategy():
     """Two logical CPU devices (set before TensorFlow starts, hence a fresh process): the
     same global batches give the same losses as one replica."""

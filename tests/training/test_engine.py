@@ -64,6 +64,7 @@ def engine_runs(cache_dir, tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_deterministic_runs_write_identical_histories(engine_runs):
     assert (engine_runs / "one" / "history.csv").read_bytes() == (engine_runs / "one_again" / "history.csv").read_bytes()
     assert json.loads((engine_runs / "one" / "env.json").read_text())["deterministic"] is True

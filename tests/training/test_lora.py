@@ -101,6 +101,7 @@ def _as_another_camera(source, target, transform) -> None:
     writer.release()
 
 
+@pytest.mark.slow
 def test_lora_wins_back_a_camera_that_swaps_red_and_blue(tmp_path):
     """Two classes differ only in colour order (blue_to_red, red_to_blue); a second camera
     delivering BGR as RGB makes each look like the other. A few epochs of LoRA on the new
