@@ -74,12 +74,12 @@ class FusedAdamW(keras.optimizers.AdamW):
         return super()._backend_update_step(grads, trainable_variables, scalars)
 
     def update_step(self, gradient, variable, learning_rate):
-        if not isinstance(learning_rate, tuple) or isinstance(gradient, _indexed_slices()):
-            if isinstance(learning_rate, tuple):
-                learning_rate = learning_rate[0]
-            return super().update_step(gradient, variable, learning_rate)
         import tensorflow as tf
 
+        if not isinstance(learning_rate, tuple):  # not fused (another backend, AMSGrad)
+            return super().update_step(gradient, variable, learning_rate)
+        if isinstance(gradient, tf.IndexedSlices):  # sparse: Keras's own update
+            return super().update_step(gradient, variable, learning_rate[0])
         lr, beta_1_power, beta_2_power = (tf.cast(value, variable.dtype) for value in learning_rate)
         momentum, velocity = adam_slots(self, variable)
         tf.raw_ops.ResourceApplyAdam(
@@ -97,8 +97,3 @@ def _handle(variable):
         variable = variable.value
     return variable.handle
 
-
-def _indexed_slices():
-    import tensorflow as tf
-
-    return tf.IndexedSlices

@@ -15,11 +15,12 @@ def outputs_by_target(outputs, space) -> dict[str, np.ndarray]:
 
 
 def predict(model, inputs: list, batch_size: int = 256):
-    """`model.predict(inputs)` without `predict`'s per-model `tf.function`: each call
-    of `model.predict` on a newly loaded model traces one, and from the sixth in a process
-    (a crossval's folds, an export after an evaluation) TensorFlow warns of "excessive
-    retracing" on every call. Evaluation sets are small, so the layers run eagerly here, in
-    batches of `batch_size`; the results are `predict`'s (same ops, inference mode).
+    """`model.predict(inputs)` without `predict`'s `tf.function`, for evaluation, export
+    checks and serving: `model.predict` traces one per loaded model (and per video, in a
+    server), and from the sixth in a process (a crossval's folds) TensorFlow warns of
+    "excessive retracing" on every call. The inputs here are small, so the layers run
+    eagerly, in batches of `batch_size`; the results are `predict`'s (same ops, inference
+    mode).
 
     Returns:
         NumPy arrays in the structure of the model's outputs (an array, or a dict per target).

@@ -138,10 +138,9 @@ class Predictor:
 
     def _probabilities(self, features: np.ndarray, masks: np.ndarray) -> dict[str, np.ndarray]:
         """`{target: [n, K]}` for the clips of `features` `[n, T, D]`."""
-        from vidcls.models import outputs_by_target
+        from vidcls.models import outputs_by_target, predict
 
-        # A direct call: predict() would build a new tf.function per video.
-        return outputs_by_target(self.model([features, masks], training=False), self.label_space)
+        return outputs_by_target(predict(self.model, [features, masks]), self.label_space)
 
 def scores_of(label_space: dict, probabilities: dict[str, np.ndarray]) -> dict:
     """`{"label", "score", "probabilities"}` of one clip's `{target: [K]}` (with several
