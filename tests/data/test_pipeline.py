@@ -69,6 +69,28 @@ def test_evaluation_order_is_the_cache_order():
     assert BatchSource(features, labels, 3, 4, training=False).epoch_order(3).tolist() == list(range(10))
 
 
+def test_a_fixed_split_kept_in_memory_reads_the_source_once():
+    class Counted(BatchSource):
+        passes = 0
+
+        def __call__(self):
+            Counted.passes += 1
+            return super().__call__()
+
+    features, labels = _data()
+    kept = make_dataset(Counted(features, labels, 3, batch_size=4, training=False), keep_in_memory=True)
+    seen = [np.concatenate([batch[0][0].numpy() for batch in kept]) for _ in range(3)]
+    assert Counted.passes == 1  # later passes come from memory
+    for features_seen in seen:
+        np.testing.assert_array_equal(features_seen, features.astype(np.float32))
+    again = make_dataset(Counted(features, labels, 3, batch_size=4, training=False))
+    for _ in range(2):
+        list(again)
+    assert Counted.passes == 3  # not kept: the generator runs every pass
+    with pytest.raises(VidclsError, match="keep_in_memory is for a fixed split"):
+        make_dataset(BatchSource(features, labels, 3, batch_size=4, training=True), keep_in_memory=True)
+
+
 def test_drop_remainder_for_multi_replica():
     features, labels = _data()
     source = BatchSource(features, labels, 3, batch_size=4, training=False, drop_remainder=True)

@@ -163,8 +163,15 @@ class BatchSource:
                 np.concatenate([part[2] for part in parts]), joined_weights)
 
 
-def make_dataset(source: BatchSource):
-    """Wraps a `BatchSource` in tf.data with prefetching."""
+def make_dataset(source: BatchSource, keep_in_memory: bool = False):
+    """Wraps a `BatchSource` in tf.data with prefetching.
+
+    `keep_in_memory` (a fixed split that is read every epoch, such as validation) keeps the
+    float16 batches after the first pass (a second copy of those features in RAM), so
+    later passes skip the Python generator: measured on the 2-core CPU, 308 clips of
+    [16, 2048] took 55-70 ms per pass from the generator and 3-5 ms from memory, and a
+    training epoch reads the validation split twice (Keras's metrics and TensorBoard's
+    per-class figures)."""
     import tensorflow as tf
 
     num_frames, feature_dim = source.rows.shape[1:]
@@ -174,6 +181,10 @@ def make_dataset(source: BatchSource):
         signature.append(tf.TensorSpec([None, *np.shape(source.sample_weights)[1:]], tf.float32))
     dataset = tf.data.Dataset.from_generator(source, output_signature=tuple(signature))
     dataset = dataset.rebatch(source.batch_size)  # chunk boundaries fall on batch boundaries
+    if keep_in_memory:
+        if source.training:
+            raise VidclsError("keep_in_memory is for a fixed split; a training source draws a new order every epoch")
+        dataset = dataset.cache()
     names = source.target_names
     bounds = np.cumsum([0, *source.class_counts]).tolist()
 

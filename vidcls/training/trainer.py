@@ -92,7 +92,8 @@ def _train(config: ExperimentConfig, run: RunDir, runtime, progress: bool) -> Tr
     atomic_write_json(run.splits_path, splits)
     atomic_write_json(run.labels_path, label_space_to_json(space))
     atomic_write_json(run.features_path, {"cache_dir": str(cache.root), "fingerprint": cache.info})
-    in_memory = features_fit_in_memory(config, cache, len(splits["train"]) + len(splits["val"]))
+    # The validation split counts twice: its array and tf.data's copy of its batches (_datasets).
+    in_memory = features_fit_in_memory(config, cache, len(splits["train"]) + 2 * len(splits["val"]))
     train_set = load_labelled_features(cache, splits["train"], space, in_memory)
     val_set = load_labelled_features(cache, splits["val"], space, in_memory)
     keras.utils.set_random_seed(config.train.seed)
@@ -123,6 +124,8 @@ def _fit(config, run: RunDir, runtime, train_set, val_set, space: LabelSpace, ca
 
 def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: LabelSpace):
     """`(training BatchSource, training dataset, validation dataset or None)`."""
+    import numpy as np
+
     counts = [len(names) for names in space.values()]
     target_names = list(space) if len(space) > 1 else None
     batch_size = config.train.batch_size
@@ -137,8 +140,10 @@ def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: Labe
                           f"size {batch_size} across {runtime.replicas} replicas")
     val_data = None
     if len(val_set.labels):
+        # Read twice an epoch; kept in memory when the features are (the budget counts that copy).
         val_data = make_dataset(BatchSource(val_set.features, val_set.labels, counts, batch_size, training=False,
-                                            masks=val_set.masks, target_names=target_names))
+                                            masks=val_set.masks, target_names=target_names),
+                                keep_in_memory=isinstance(val_set.features, np.ndarray))
     return train_source, make_dataset(train_source), val_data
 
 
@@ -208,7 +213,8 @@ def _callbacks(config: ExperimentConfig, run: RunDir, train_source, train_clips:
         # Before the timings are added: history.csv holds only what a seed determines, so
         # --deterministic runs give identical files; seconds and samples/s go to timing.csv.
         keras.callbacks.CSVLogger(str(run.history_path), append=True),
-        ThroughputLogger(min(train_source.steps_per_epoch * train.batch_size, train_clips), run.timing_path),
+        throughput := ThroughputLogger(min(train_source.steps_per_epoch * train.batch_size, train_clips),
+                                       run.timing_path),
         # Before the backup: an epoch counts as done only once its best.keras is saved.
         # After a resume, only a model better than the best so far replaces best.keras.
         BestCheckpoint(run.best_model_path, monitor, merge, best_so_far(run, monitor)),
@@ -220,6 +226,8 @@ def _callbacks(config: ExperimentConfig, run: RunDir, train_source, train_clips:
     ]
     if train.checkpoint_every:
         callbacks.append(PeriodicCheckpoint(run.checkpoints_dir, train.checkpoint_every, merge))
+    # Last: timing.csv's seconds are the whole epoch, every callback's saves and writes included.
+    callbacks.append(throughput.closing())
     return callbacks
 
 
