@@ -200,10 +200,10 @@ def _callbacks(config: ExperimentConfig, run: RunDir, train_source, train_clips:
         EpochSync,
         LearningRateLogger,
         PeriodicCheckpoint,
-        TensorBoardExtras,
         ThroughputLogger,
     )
     from vidcls.training.lora import merge_lora
+    from vidcls.training.tensorboard_extras import TensorBoardExtras
 
     train = config.train
     merge = merge_lora if lora else None
