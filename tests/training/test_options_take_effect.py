@@ -76,6 +76,13 @@ def test_early_stopping_stops_when_val_loss_stops_improving(cache_dir, tmp_path)
     result = train(_config(cache_dir, **{"train.epochs": 10, "train.learning_rate": 0.0,
                                          "train.early_stopping_patience": 2}), tmp_path / "run")
     assert result.epochs_run == 3  # epoch 0, then two without improvement
+    # TensorBoard's confusion picture: the first epoch's, and the last one trained (drawn
+    # when training ends, since the early stop was not known at that epoch's end).
+    from tensorboard.backend.event_processing.event_multiplexer import EventMultiplexer
+
+    events = EventMultiplexer().AddRunsFromDirectory(str(tmp_path / "run" / "tensorboard"))
+    events.Reload()
+    assert [event.step for event in events.Tensors("validation_per_class", "confusion_matrix")] == [0, 2]
 
 
 def test_gradient_clipping_bounds_the_updates(cache_dir, tmp_path):
