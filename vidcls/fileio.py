@@ -27,6 +27,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     os.replace(temporary, path)
 
 
+def drop_partial_last_line(path: Path) -> None:
+    """Removes a line left unfinished by a killed run (an append-only log such as the
+    cache manifest or timing.csv), so the next append starts on a line of its own."""
+    if not path.is_file():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        atomic_write_bytes(path, data[: data.rfind(b"\n") + 1])
+
+
 @contextlib.contextmanager
 def atomic_writer(path: Path, newline: str | None = None):
     """A text file handle whose contents replace `path` only when the block ends without

@@ -82,3 +82,18 @@ def test_diverged_run_is_not_done(cache_dir, tmp_path):
     with pytest.raises(VidclsError, match=r"Training diverged: (val_)?loss is nan at epoch 0"):
         train(config, run_dir)
     assert not (run_dir / "result.json").exists()
+
+
+def test_a_row_cut_short_by_a_kill_is_dropped_before_the_run_resumes(tmp_path):
+    """timing.csv's row is written after the epoch's backup, so a kill in the middle of it
+    leaves an unfinished line for an epoch that is not trained again; the next append would
+    run on from it."""
+    from vidcls.run_dir import RunDir
+    from vidcls.training.history import trim_logs
+
+    run = RunDir(tmp_path)
+    run.timing_path.write_text("epoch,epoch_seconds,samples_per_second\n0,1.5000,950.0\n1,1.4000,1000.0\n2,1.3")
+    run.history_path.write_text("epoch,loss\n0,0.9\n1,0.8\n2,0.7\n")
+    trim_logs(run, resume_epoch=3)  # the backup recorded epoch 2 as done
+    assert run.timing_path.read_text() == "epoch,epoch_seconds,samples_per_second\n0,1.5000,950.0\n1,1.4000,1000.0\n"
+    assert run.history_path.read_text() == "epoch,loss\n0,0.9\n1,0.8\n2,0.7\n"

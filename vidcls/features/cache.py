@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.fileio import TEMP_MARKER, atomic_write_bytes, atomic_write_json, locked, remove_dead_temp_files
+from vidcls.fileio import (
+    TEMP_MARKER,
+    atomic_write_bytes,
+    atomic_write_json,
+    drop_partial_last_line,
+    locked,
+    remove_dead_temp_files,
+)
 
 CACHE_FILE = "cache.json"
 MANIFEST_FILE = "manifest.jsonl"
@@ -101,7 +108,7 @@ class FeatureCache:
         (root / FEATURES_DIR).mkdir(parents=True, exist_ok=True)
         remove_dead_temp_files(root / FEATURES_DIR)
         with locked(root / MANIFEST_FILE):
-            _drop_partial_last_line(root / MANIFEST_FILE)
+            drop_partial_last_line(root / MANIFEST_FILE)
         return cls(root)
 
     def has_clip(self, clip_id: str) -> bool:
@@ -319,12 +326,3 @@ def _delete_cache_files(root: Path) -> None:
         for path in features.iterdir():
             if path.suffix == ".npy" or TEMP_MARKER in path.name:
                 path.unlink()
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """Removes a line left unfinished by a killed run, so the next append starts clean."""
-    if not path.is_file():
-        return
-    data = path.read_bytes()
-    if data and not data.endswith(b"\n"):
-        atomic_write_bytes(path, data[: data.rfind(b"\n") + 1])

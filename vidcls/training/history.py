@@ -8,7 +8,7 @@ import logging
 
 import numpy as np
 
-from vidcls.fileio import atomic_writer, csv_number
+from vidcls.fileio import atomic_writer, csv_number, drop_partial_last_line
 from vidcls.run_dir import RunDir
 from vidcls.training.checks import unloadable
 from vidcls.training.result import TrainResult
@@ -19,10 +19,12 @@ logger = logging.getLogger("vidcls")
 def trim_logs(run: RunDir, resume_epoch: int) -> None:
     """Keeps only the history.csv and timing.csv rows of epochs before `resume_epoch`: a
     kill after an epoch's row was written but before its backup would otherwise leave
-    that epoch twice once it is trained again."""
+    that epoch twice once it is trained again. A row cut short by a kill is dropped first
+    (timing.csv's row is written after the backup, so its epoch is not trained again)."""
     for path in (run.history_path, run.timing_path):
         if not path.is_file():
             continue
+        drop_partial_last_line(path)
         with path.open(newline="") as handle:
             reader = csv.DictReader(handle)
             fields, rows = reader.fieldnames, list(reader)
