@@ -53,9 +53,7 @@ class FusedAdamW(keras.optimizers.AdamW):
             def decay(variable, rate):
                 variable.assign_sub(variable * tf.cast(rate, variable.dtype))
 
-            for variable in variables:
-                if isinstance(variable, keras.Variable):
-                    variable = variable.value
+            for variable in map(_tf_variable, variables):
                 if decays_weight(self, variable):
                     distribution.extended.update(variable, decay, args=(rate,), group=False)
 
@@ -90,10 +88,13 @@ class FusedAdamW(keras.optimizers.AdamW):
             use_locking=False, use_nesterov=False)
 
 
+def _tf_variable(variable):
+    """The TensorFlow variable behind a Keras one (a TensorFlow variable as it is)."""
+    return variable.value if isinstance(variable, keras.Variable) else variable
+
+
 def _handle(variable):
     """The resource handle of a Keras or TensorFlow variable (inside a distribution
     strategy's update, the copy on the device being updated)."""
-    if isinstance(variable, keras.Variable):
-        variable = variable.value
-    return variable.handle
+    return _tf_variable(variable).handle
 
