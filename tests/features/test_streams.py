@@ -1,6 +1,7 @@
 """Motion-aware inputs at extraction: a frame-difference stream beside appearance, and
 spatial grid pooling; and a two-stream run from cache to predict and the end-to-end TFLite."""
 
+import csv
 import json
 
 import cv2
@@ -129,3 +130,27 @@ def test_the_end_to_end_tflite_computes_the_frame_difference_inside(motion_run):
     assert entry["streams"] == ["appearance", "frame_difference"]
     assert entry["top1_agreement"] == 1.0 and entry["max_abs_diff"] < 1e-4
     assert not [op for op in entry["ops"] if op.startswith("Flex") or op == "CUSTOM"]
+
+
+def test_a_run_is_scored_on_a_cache_that_holds_more_streams_than_it_was_trained_on(trained_run, cache_dir, motion_cache,
+                                                                                   motion_run, tmp_path):
+    """Appearance is embedded alone in a two-stream cache too, so a run trained on it alone
+    reads its columns there; the other way round a stream is missing, and that is refused."""
+    from vidcls.evaluation import evaluate
+
+    own = evaluate(trained_run, cache_dir=cache_dir, out_dir=tmp_path / "own")
+    wider = evaluate(trained_run, cache_dir=motion_cache, out_dir=tmp_path / "wider")
+    assert wider["num_samples"] == own["num_samples"] == 24
+    by_clip = {name: _predictions(tmp_path / name) for name in ("own", "wider")}
+    assert by_clip["own"].keys() == by_clip["wider"].keys()
+    for clip_id, probabilities in by_clip["own"].items():  # the caches' appearance agrees to ~2e-3
+        np.testing.assert_allclose(by_clip["wider"][clip_id], probabilities, atol=5e-3)
+    with pytest.raises(VidclsError, match=r"holds the streams \['appearance'\], but .* was trained on "
+                                          r"\['appearance', 'frame_difference'\]"):
+        evaluate(motion_run, cache_dir=cache_dir, out_dir=tmp_path / "narrower")
+
+
+def _predictions(eval_dir):
+    with (eval_dir / "predictions.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    return {row["clip_id"]: np.array([float(row[key]) for key in row if key.startswith("prob_")]) for row in rows}

@@ -14,6 +14,7 @@ from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliabilit
 from vidcls.evaluation.report import Metrics, write_report
 from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
 from vidcls.features import NOT_FINGERPRINT, FeatureCache
+from vidcls.features.encoder import DEFAULT_STREAMS, stream_subset
 from vidcls.fileio import atomic_write_json, atomic_writer
 from vidcls.run_dir import RunDir
 
@@ -149,21 +150,14 @@ def evaluate(run_dirs, split: str = "test", tta: int = 1, out_dir: str | Path | 
 
 
 def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_class, target_recall, target_fpr) -> dict:
-    """Every clip of another cache, which must hold features made as the runs' were."""
+    """Every clip of another cache, which must hold features made as the runs' were (it may
+    hold more streams than a run was trained on: the run's are picked out)."""
     cache = FeatureCache(cache_dir)
-    for run in runs:
-        trained_on = run.features()["fingerprint"]
-        different = sorted(key for key in set(trained_on) | set(cache.info) if key not in NOT_FINGERPRINT
-                           and trained_on.get(key) != cache.info.get(key))
-        if different:
-            described = "; ".join(f"{key}: run's {trained_on.get(key)!r}, this cache's {cache.info.get(key)!r}"
-                                  for key in different)
-            raise VidclsError(f"{cache_dir} holds other features than {run.root} was trained on ({described}); "
-                              "extract it with the same settings (vidcls extract --config the run's recipe)")
+    columns = [_run_columns(run, cache, cache_dir) for run in runs]
     clip_ids = [entry["clip_id"] for entry in cache.entries]
     if not clip_ids:
         raise VidclsError(f"{cache_dir} holds no clip; nothing to evaluate")
-    members = [_predict_split(run, clip_ids, space, tta, cache) for run in runs]
+    members = [_predict_split(run, clip_ids, space, tta, cache, picked) for run, picked in zip(runs, columns)]
     data = members[0][0]
     probabilities = {target: np.mean([member[1][target] for member in members], axis=0) for target in space}
     metrics = score_predictions(data.labels, probabilities, space, "all", positive_class, target_recall, target_fpr)
@@ -175,15 +169,43 @@ def _evaluate_on_cache(runs, cache_dir: Path, space, tta, out_dir, positive_clas
     return Metrics({**metrics, "out_dir": str(out)})
 
 
-def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None):
+def _run_columns(run: RunDir, cache: FeatureCache, cache_dir: Path) -> np.ndarray | None:
+    """The columns of `cache`'s rows that `run` was trained on: None for all of them, or
+    the run's streams picked out of a cache that holds more.
+
+    Raises:
+        VidclsError: the cache's features were made otherwise (another backbone, weights,
+            image size, number format, T, ...) or lack a stream the run was trained on.
+    """
+    trained_on = run.features()["fingerprint"]
+    streams = list(trained_on.get("streams", DEFAULT_STREAMS))
+    cached = list(cache.info.get("streams", DEFAULT_STREAMS))
+    subset = stream_subset(cache.info, streams)
+    if subset is None:
+        raise VidclsError(f"{cache_dir} holds the streams {cached}, but {run.root} was trained on {streams}; "
+                          "extract it with the run's streams (vidcls extract --config the run's recipe)")
+    compared, columns = (cache.info, None) if cached == streams else subset
+    different = sorted(key for key in set(trained_on) | set(compared) if key not in NOT_FINGERPRINT
+                       and trained_on.get(key) != compared.get(key))
+    if different:
+        described = "; ".join(f"{key}: run's {trained_on.get(key)!r}, this cache's {compared.get(key)!r}"
+                              for key in different)
+        raise VidclsError(f"{cache_dir} holds other features than {run.root} was trained on ({described}); "
+                          "extract it with the same settings (vidcls extract --config the run's recipe)")
+    return columns
+
+
+def _predict_split(run: RunDir, clip_ids: list[str], space: LabelSpace, tta: int, cache: FeatureCache | None = None,
+                   columns: np.ndarray | None = None):
     """`(LabelledFeatures, {target: probabilities [N, K]})` of `run`'s best model on
-    `clip_ids` of `cache` (default: the run's own), averaged over `tta` temporal crops."""
+    `clip_ids` of `cache` (default: the run's own; `columns`: the part of its rows the run
+    was trained on), averaged over `tta` temporal crops."""
     from vidcls.models import load_model, outputs_by_target, predict
 
     cache = cache or run.cache()
     data = load_labelled_features(cache, clip_ids, space)
     model = load_model(run.best_model_path)
-    features = data.features.astype(np.float32)
+    features = data.features.astype(np.float32) if columns is None else data.features[..., columns].astype(np.float32)
     views = [(features, data.masks)] if tta == 1 else temporal_crops(features, data.masks, tta, TTA_CROP)
     outputs = [outputs_by_target(predict(model, list(view)), space) for view in views]
     return data, {target: np.mean([output[target] for output in outputs], axis=0) for target in space}

@@ -113,6 +113,31 @@ class ClipEncoder:
         return rows
 
 
+STREAM_KEYS = ("feature_dim", "streams", "stream_dim", "difference_gap", "difference_gain")
+
+
+def stream_subset(fingerprint: dict, streams) -> tuple[dict, np.ndarray] | None:
+    """A cache's fingerprint as if it had been extracted with only `streams`, and the
+    columns of its rows that hold them, in `streams`' order; None when the cache lacks one.
+
+    Every stream is embedded alone (one backbone pass per image), so a stream's columns
+    equal what a cache of fewer streams holds: a model trained on the frame-difference
+    stream alone can be scored on a cache that also holds appearance.
+    """
+    cached = list(fingerprint.get("streams", DEFAULT_STREAMS))
+    if any(name not in cached for name in streams):
+        return None
+    width = int(fingerprint.get("stream_dim", fingerprint["feature_dim"]))
+    subset = {key: value for key, value in fingerprint.items() if key not in STREAM_KEYS}
+    subset["feature_dim"] = width
+    if tuple(streams) != DEFAULT_STREAMS:
+        subset.update(feature_dim=width * len(streams), streams=list(streams), stream_dim=width)
+        if "frame_difference" in streams:
+            subset.update(difference_gap=fingerprint["difference_gap"], difference_gain=fingerprint["difference_gain"])
+    columns = np.concatenate([np.arange(width) + cached.index(name) * width for name in streams])
+    return subset, columns
+
+
 def encoder_from_fingerprint(fingerprint: dict, weights: str | None = None, batch_size: int = 64) -> ClipEncoder:
     """The encoder that filled a cache, rebuilt from its `cache.json` (the backbone with the
     same weights, image size, grid, seed and number format; the same streams); `weights` overrides where
