@@ -9,7 +9,9 @@ every score is on scenes the model never saw. Caches (each extracted once, then 
 
 - `appearance_128`: VGG16 conv features at 128 px, the setting of the first real-data
   measurements (attention-LSTM at chance, the baseline ~0.7);
-- `motion_224`: appearance and frame-difference streams at 224 px (the default recipe's);
+- `motion_224`: appearance and frame-difference streams at 224 px, for the rows that
+  compare them (the recipe caches and reads the frame-difference stream alone, whose
+  numbers are the same whatever else is cached);
 - `grid_224`: both streams with 2x2 grid pooling.
 
 Each row is one `vidcls crossval` (a run per fold, the baseline on the same folds):
