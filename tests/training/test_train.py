@@ -102,6 +102,32 @@ def test_xla_single_device_trains(cache_dir, tmp_path):
     assert json.loads((run_dir / "env.json").read_text())["xla"] is True
 
 
+def test_one_iterator_reads_every_epoch_in_its_own_order(cache_dir, tmp_path, monkeypatch):
+    """The training data is one repeated dataset read through one iterator (a new
+    iterator over the generator every epoch stalled epochs by ~1 s): each epoch still draws
+    its own order, once, even when prefetching starts the next one early."""
+    import tensorflow as tf
+
+    from vidcls.data import BatchSource
+    from vidcls.training import trainer
+
+    drawn = []
+    generate = BatchSource.__call__
+
+    def recorded(self):
+        if self.training:
+            drawn.append(self.epoch)
+        return generate(self)
+
+    monkeypatch.setattr(BatchSource, "__call__", recorded)
+    made = []
+    datasets = trainer._datasets
+    monkeypatch.setattr(trainer, "_datasets", lambda *args: made.append(datasets(*args)) or made[-1])
+    train(_config(cache_dir, **{"train.epochs": 5, "model.name": "mean_pool"}), tmp_path / "run")
+    assert made[0][1].cardinality().numpy() == tf.data.INFINITE_CARDINALITY
+    assert drawn[:5] == [0, 1, 2, 3, 4] and len(drawn) <= 6  # the sixth: prefetched, never trained on
+
+
 def test_unknown_model_fails_before_any_work(cache_dir, tmp_path):
     with pytest.raises(VidclsError, match="Unknown model 'lstm'; choose one of"):
         train(_config(cache_dir, **{"model.name": "lstm"}), tmp_path / "run")

@@ -83,8 +83,12 @@ class _ThroughputRow(keras.callbacks.Callback):
 
 
 class EpochSync(keras.callbacks.Callback):
-    """Tells the training batch source which epoch starts, so that a run resumed by
-    BackupAndRestore at epoch k draws epoch k's order, as an uninterrupted run would.
+    """Tells the training batch source which epoch a run starts at, so that a run resumed
+    by BackupAndRestore at epoch k draws epoch k's order, as an uninterrupted run would.
+
+    Only the first epoch of a `fit`: after it the source counts epochs itself. The
+    trainer reads one repeated dataset through one iterator, whose prefetching may start
+    the next epoch's generator before Keras begins that epoch.
 
     Args:
         source: the `BatchSource` feeding `fit`.
@@ -93,9 +97,15 @@ class EpochSync(keras.callbacks.Callback):
     def __init__(self, source):
         super().__init__()
         self.source = source
+        self._started = False
+
+    def on_train_begin(self, logs=None):
+        self._started = False
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.source.epoch = epoch
+        if not self._started:
+            self.source.epoch = epoch
+            self._started = True
 
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
