@@ -28,6 +28,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -109,8 +110,8 @@ def vidcls_run(cache_dir: Path, run_dir: Path, epochs: int, updates: dict) -> di
 
 
 def speed(result: dict, train_clips: int) -> float:
-    """Clips per second of the median epoch after the first (which traces): on this shared
-    2-core machine single epochs stall for up to a second now and then."""
+    """Clips per second of the median epoch after the first (which traces); the median,
+    because single epochs on a shared machine vary."""
     later = sorted(result["seconds"][1:])
     return round(train_clips / later[len(later) // 2], 1)
 
@@ -132,6 +133,10 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="vidcls_train_bench_"))
     work.mkdir(parents=True, exist_ok=True)
+    for stale in ("speed_runs", "accuracy_runs"):  # a finished run is not trained again: its old timings would be reported
+        if (work / stale).is_dir():
+            print(f"train_bench: removing the previous runs in {work / stale}", file=sys.stderr)
+            shutil.rmtree(work / stale)
 
     from pipeline_bench import build_cache
 
