@@ -82,9 +82,17 @@ def test_train_checks_settings_before_writing_anything(cache_dir, tmp_path):
     run = tmp_path / "run"
     with pytest.raises(VidclsError, match="train.epochs"):
         vidcls.train(run, cache_dir=str(cache_dir), epochs="many")
-    with pytest.raises(VidclsError, match="Expected --cache-dir"):
+    with pytest.raises(VidclsError, match=r"Expected a cache folder \(--cache-dir, or cache_dir= in Python"):
         vidcls.train(run, epochs=2)
     assert not run.exists()
+
+
+def test_missing_inputs_are_named_as_python_spells_them(tmp_path):
+    with pytest.raises(VidclsError, match=r"--data-dir, or data_dir= in Python\) or a CSV of clips \(--annotations, annotations="):
+        vidcls.extract(cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(VidclsError, match=r"--cache-dir, or cache_dir= in Python"):
+        vidcls.extract(data_dir=str(tmp_path))
+    assert not (tmp_path / "cache").exists()
 
 
 def test_extract_from_a_config_object_with_keyword_overrides(video_dir, tmp_path):

@@ -57,7 +57,7 @@ def test_extract_fails_on_unreadable_videos_unless_allowed(video_dir, tmp_path, 
 @pytest.mark.parametrize("argv, message", [
     (["extract", "--data-dir", "/no/such/dir", "--cache-dir", "c", "--weights", "none"], "Data directory /no/such/dir does not exist"),
     (["extract", "--data-dir", ".", "--cache-dir", "c", "--backbone", "alexnet"], "Unknown backbone 'alexnet'; choose one of: vgg16, vgg19, vgg16_conv, vgg19_conv, resnet50"),
-    (["train", "--run-dir", "r"], "Expected --cache-dir"),
+    (["train", "--run-dir", "r"], "Expected a cache folder (--cache-dir, or cache_dir= in Python"),
     (["evaluate", "--run-dir", "/no/such/run"], "is not a finished training run"),
 ])
 def test_bad_input_is_a_one_line_error_with_exit_2(argv, message, capsys, tmp_path, monkeypatch):

@@ -64,9 +64,11 @@ def extract(config: str | Path | FeatureConfig | None = None, *, overrides: list
     else:
         feature_config = load_feature_config(str(config) if config else None, settings, overrides)
     if not feature_config.data_dir and not feature_config.annotations:
-        raise VidclsError("Expected --data-dir (a folder per class) or --annotations (a CSV of clips); received neither")
+        raise VidclsError("Expected a folder per class (--data-dir, or data_dir= in Python) or a CSV of clips (--annotations, "
+                          "annotations=); received neither")
     if not feature_config.cache_dir:
-        raise VidclsError("Expected --cache-dir (or cache_dir in the --config file's extract section); received none")
+        raise VidclsError("Expected a cache folder (--cache-dir, or cache_dir= in Python, or cache_dir in the config file's "
+                          "extract section); received none")
     return extract_features(feature_config, progress=progress)
 
 
@@ -81,7 +83,8 @@ def run_config(config: str | Path | ExperimentConfig | None = None, *, overrides
         base, config = config, None
     resolved = load_experiment_config(str(config) if config else None, run_settings(settings), overrides, base=base)
     if not resolved.data.cache_dir:
-        raise VidclsError("Expected --cache-dir (or data.cache_dir in --config); received none")
+        raise VidclsError("Expected a cache folder (--cache-dir, or cache_dir= in Python, or data.cache_dir in the config "
+                          "file); received none")
     return resolved
 
 
