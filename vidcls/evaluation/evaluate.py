@@ -13,8 +13,7 @@ from vidcls.errors import VidclsError
 from vidcls.evaluation.plots import plot_confusion, plot_curves, plot_reliability, plot_roc_pr
 from vidcls.evaluation.report import Metrics, write_report
 from vidcls.evaluation.scores import binary_metrics, calibration, default_positive
-from vidcls.features import NOT_FINGERPRINT, FeatureCache
-from vidcls.features.encoder import DEFAULT_STREAMS, stream_subset
+from vidcls.features import DEFAULT_STREAMS, NOT_FINGERPRINT, FeatureCache, stream_subset
 from vidcls.fileio import atomic_write_json, atomic_writer
 from vidcls.run_dir import RunDir
 

@@ -2,7 +2,14 @@
 
 from vidcls.features.backbones import BACKBONES, Backbone, get_backbone
 from vidcls.features.cache import NOT_FINGERPRINT, FeatureCache
-from vidcls.features.encoder import STREAMS, ClipEncoder, difference_images, encoder_from_fingerprint
+from vidcls.features.encoder import (
+    DEFAULT_STREAMS,
+    STREAMS,
+    ClipEncoder,
+    difference_images,
+    encoder_from_fingerprint,
+    stream_subset,
+)
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.precision import cpu_bf16_flags, resolve_precision
@@ -22,9 +29,9 @@ from vidcls.features.video import (
 from vidcls.features.windows import WindowPlan, check_seconds, plan_windows
 
 __all__ = [
-    "BACKBONES", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted",
+    "BACKBONES", "DEFAULT_STREAMS", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted",
     "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "SampledClip", "VideoReadError", "WindowPlan",
     "check_readable", "check_seconds", "plan_windows", "to_model_frame", "difference_images",
     "encoder_from_fingerprint", "cpu_bf16_flags", "extract", "get_backbone", "pack_cache", "resolve_precision",
-    "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices"
+    "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices", "stream_subset"
 ]
