@@ -22,6 +22,7 @@ import csv
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -116,6 +117,8 @@ def main() -> None:
 
     precision = {"train.precision": normalise_precision(args.precision)}
     runs = work / f"runs_{args.precision}"
+    if runs.exists():  # a finished run is not trained again: a reused work dir would report old timings
+        shutil.rmtree(runs)
     rows = [train_and_score(caches[16], runs / name, name, args.epochs, **precision) for name in MODELS]
     scratch = next(row for row in rows if row["model"] == "transformer")
     short = train_and_score(caches[8], runs / "transformer_8", "transformer", args.epochs, **precision)
