@@ -27,6 +27,7 @@ from vidcls.errors import VidclsError
 from vidcls.exporting.exporter import convert_to_tflite, held_out_videos
 from vidcls.exporting.stream import StreamRunner
 from vidcls.exporting.tflite_metadata import with_metadata, with_standard_metadata
+from vidcls.features import stream_subset
 from vidcls.fileio import atomic_write_bytes, atomic_write_json
 from vidcls.run_dir import RunDir
 
@@ -54,7 +55,7 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
     window_sec = float(window_sec or _training_window(run))
     out = run.export_dir / STREAMING_DIR
     out.mkdir(parents=True, exist_ok=True)
-    columns = _stream_columns(predictor, cache_streams, read_streams)
+    columns = stream_subset(predictor.fingerprint, read_streams)[1]  # the read streams' part of a cache row
     mean, scale = standardisation(predictor.model)
     encoder_model = _encoder_saved_model(predictor.encoder, read_streams, mean[columns], scale[columns],
                                          out / "saved_model_frame_encoder")
@@ -69,7 +70,7 @@ def export_streaming(run_dir: str | Path, variants=("float32",), window_sec: flo
             inputs, outputs = _standard_tensors(role, metadata)
             tflite = with_standard_metadata(tflite, f"vidcls {role} ({variant})", _DESCRIPTIONS[role], inputs, outputs)
             atomic_write_bytes(out / f"{role}_{variant}.tflite", tflite)
-        entries.append(_check_variant(out, variant, predictor, cache_streams, read_streams, check_videos, stride_sec))
+        entries.append(_check_variant(out, variant, predictor, columns, check_videos, stride_sec))
     report = run.export_report() or {"variants": []}
     report["streaming"] = {"directory": f"{run.export_dir.name}/{STREAMING_DIR}", "window_sec": window_sec,
                            "stride_sec": stride_sec, "streams": read_streams, "variants": entries,
@@ -228,16 +229,11 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
     return values
 
 
-def _stream_columns(predictor, cache_streams: list[str], read_streams: list[str]) -> np.ndarray:
-    width = predictor.backbone.feature_dim
-    return np.concatenate([np.arange(width) + cache_streams.index(name) * width for name in read_streams])
-
-
-def _check_variant(out: Path, variant: str, predictor, cache_streams, read_streams, videos, stride_sec) -> dict:
-    """The variant as a phone runs it: encoder features against `predict`'s, and the stream
-    against `predict --window`, window by window, on `videos`."""
+def _check_variant(out: Path, variant: str, predictor, columns: np.ndarray, videos, stride_sec) -> dict:
+    """The variant as a phone runs it: encoder features (`columns` of `predict`'s cache
+    rows) against `predict`'s, and the stream against `predict --window`, window by window,
+    on `videos`."""
     runner = StreamRunner(out, variant, threads=1)
-    columns = _stream_columns(predictor, cache_streams, read_streams)
     mean, scale = standardisation(predictor.model)
     feature_diff, windows, agree, prob_diff, latencies = 0.0, 0, 0, 0.0, []
     for video in videos:
