@@ -41,6 +41,9 @@ class Mutation:
 
 
 MUTATIONS = (
+    Mutation("augmentation skipped although turned on", "vidcls/data/augment.py",
+             "    return config != type(config)()", "    return False",
+             ("tests/data/test_pipeline.py::test_each_augmentation_alone_changes_training_batches",)),
     Mutation("class weights all 1", "vidcls/training/objectives.py",
              "columns.append(weights[labels[:, column]])", "columns.append(np.ones_like(weights)[labels[:, column]])",
              ("tests/training/test_options_take_effect.py::test_class_weights_change_the_loss",)),

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -145,3 +147,22 @@ def test_augmentation_is_off_for_evaluation():
     np.testing.assert_array_equal(x, features.astype(np.float32))
     assert (masks == 1).all()
     assert set(np.unique(y)) == {0.0, 1.0}
+
+
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(AugmentConfig)])
+def test_each_augmentation_alone_changes_training_batches(field):
+    """Training batches skip augmentation when none is on; any one transform turned on
+    (a field added later too) must still be applied."""
+    features = np.random.default_rng(0).normal(size=(32, 8, 6)).astype(np.float16)
+    labels = np.arange(32) % 3
+
+    def first_epoch(augment):
+        source = BatchSource(features, labels, 3, 32, training=True, seed=5, augment=augment)
+        ((x, masks), targets), = list(source())
+        return np.concatenate([np.asarray(x, np.float32).ravel(), masks.ravel(), targets.ravel()])
+
+    plain = BatchSource(features, labels, 3, 32, training=True, seed=5)
+    np.testing.assert_array_equal(list(plain())[0][0][0], features[plain.epoch_order(0)])  # the rows as cached
+    np.testing.assert_array_equal(first_epoch(AugmentConfig()), first_epoch(None))
+    one = dataclasses.replace(AugmentConfig(), **{field: getattr(ALL_AUGMENTATIONS, field)})
+    assert not np.array_equal(first_epoch(one), first_epoch(None)), f"augment.{field} changed nothing"

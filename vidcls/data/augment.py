@@ -10,6 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 
+def changes_anything(config) -> bool:
+    """Whether `config` (an `AugmentConfig`) turns on any transform: every default is off,
+    so any field away from its default does. With none on, batches skip augmentation (and
+    its float32 round trip) entirely."""
+    return config != type(config)()
+
+
 def augment_batch(features: np.ndarray, masks: np.ndarray, targets: np.ndarray, weights: np.ndarray | None,
                   rng: np.random.Generator, config):
     """Applies the transforms `config` (an `AugmentConfig`) turns on, in a fixed order.
