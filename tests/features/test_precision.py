@@ -46,7 +46,7 @@ def test_auto_picks_the_fast_format_of_this_machine_and_unknown_formats_are_refu
     assert chosen.name == ("bfloat16" if cpu_bf16_flags() else "float32")  # no GPU here
     assert resolve_precision("float32").name == "float32"
     assert "CPUs have no fast float16 convolutions" in resolve_precision("float16").reason
-    with pytest.raises(VidclsError, match="Expected --precision to be one of auto, float32, bfloat16, float16; received 'int8'"):
+    with pytest.raises(VidclsError, match=r"Expected --precision \(extract.precision\) to be one of auto, float32, bfloat16, float16; received 'int8'"):
         resolve_precision("int8")
     with pytest.raises(VidclsError, match="Expected a backbone precision of float32, bfloat16, float16; received 'auto'"):
         get_backbone("resnet50", weights="none", image_size=32, precision="auto")

@@ -88,9 +88,9 @@ def test_grid_cells_average_to_the_whole_frame_features(video_dir, tmp_path):
     cells = grid.load_features(grid.entries[0]).astype(np.float32).reshape(8, 4, 2048)
     np.testing.assert_allclose(cells.mean(axis=1), whole.load_features(whole.entries[0]), rtol=3e-3, atol=3e-3)
     assert np.abs(cells[:, 0] - cells[:, 3]).max() > 0.01  # cells differ: where things are survives
-    with pytest.raises(VidclsError, match="at least 3x3 for --grid 3; the backbone gives 2x2"):
+    with pytest.raises(VidclsError, match=r"at least 3x3 for --grid \(extract.grid\) 3; the backbone gives 2x2"):
         get_backbone("resnet50", "none", 64, grid=3)
-    with pytest.raises(VidclsError, match="--grid pools a convolutional feature map; backbone vgg16 gives the fc2"):
+    with pytest.raises(VidclsError, match=r"--grid \(extract.grid\) pools a convolutional feature map; backbone vgg16 gives the fc2"):
         get_backbone("vgg16", "none", 32, grid=2)
     with pytest.raises(VidclsError, match=r"distinct streams of appearance, frame_difference; received \['flow'\]"):
         extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(tmp_path / "x"), **{**TINY_FEATURES, "streams": ["flow"]}))

@@ -79,7 +79,7 @@ def test_grouped_crossval_scores_every_clip_once_by_a_model_that_never_saw_its_s
 
 
 def test_crossval_refuses_bad_settings_naming_them(grouped_cache, tmp_path):
-    with pytest.raises(VidclsError, match=r"--group-by is 'scene' but 24 clip\(s\) .* have no such manifest key"):
+    with pytest.raises(VidclsError, match=r"--group-by \(data.group_by\) is 'scene' but 24 clip\(s\) .* have no such manifest key"):
         crossval(_config(grouped_cache), tmp_path / "a", num_folds=3, group_by="scene")
     with pytest.raises(VidclsError, match="remove data.split_file"):
         crossval(_config(grouped_cache, **{"data.split_file": "splits.json"}), tmp_path / "b", num_folds=3)

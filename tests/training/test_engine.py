@@ -195,7 +195,7 @@ def test_resume_flag_uses_the_run_config(trained_run, tmp_path, capsys):
 
 def test_device_and_precision_choices_are_checked(cache_dir, tmp_path, capsys):
     # This test process started TensorFlow long ago: logical devices can no longer be made.
-    with pytest.raises(VidclsError, match="--devices 2: TensorFlow already started in this process"):
+    with pytest.raises(VidclsError, match=r"--devices \(train.devices\) 2: TensorFlow already started in this process"):
         train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "train.devices": 2}), tmp_path / "run")
     with pytest.raises(VidclsError, match="Expected train.precision to be one of auto, float32, mixed_float16, mixed_bfloat16"):
         train(ExperimentConfig().replace({"data.cache_dir": str(cache_dir), "train.precision": "half"}), tmp_path / "run")

@@ -86,9 +86,9 @@ class Backbone:
             raise VidclsError(f"Expected a backbone precision of {', '.join(COMPUTE_PRECISIONS)}; received '{precision}'")
         self.precision = precision
         if grid < 1:
-            raise VidclsError(f"Expected --grid >= 1 (cells per side); received {grid}")
+            raise VidclsError(f"Expected --grid (extract.grid) >= 1 (cells per side); received {grid}")
         if grid > 1 and self.spec.output_layer is not None:
-            raise VidclsError(f"--grid pools a convolutional feature map; backbone {name} gives the "
+            raise VidclsError(f"--grid (extract.grid) pools a convolutional feature map; backbone {name} gives the "
                               f"{self.spec.output_layer} vector. Use {name}_conv, or --grid 1")
         self.grid = grid
         self.name = name
@@ -227,7 +227,7 @@ class Backbone:
     def _build_from_file(self, constructor, kwargs):
         path = Path(self.weights)
         if not path.is_file():
-            raise VidclsError(f"Weights file {path} does not exist (expected --weights imagenet, none or a path to a "
+            raise VidclsError(f"Weights file {path} does not exist (expected --weights / extract.weights: imagenet, none or a path to a "
                               "weights file)")
         model = constructor(weights=None, **kwargs)
         try:
@@ -259,7 +259,7 @@ def _grid_pooling(feature_map, grid: int):
 
     height, width = feature_map.shape[1], feature_map.shape[2]
     if height < grid or width < grid:
-        raise VidclsError(f"Expected a feature map of at least {grid}x{grid} for --grid {grid}; the backbone gives "
+        raise VidclsError(f"Expected a feature map of at least {grid}x{grid} for --grid (extract.grid) {grid}; the backbone gives "
                           f"{height}x{width} at this image size: use a larger --image-size or a smaller --grid")
     cells = []
     for row in range(grid):

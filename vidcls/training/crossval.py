@@ -128,7 +128,7 @@ def _groups(entries: list[dict], group_by: str, root) -> list[str] | None:
         return None
     missing = [entry["clip_id"] for entry in entries if group_by not in entry]
     if missing:
-        raise VidclsError(f"--group-by is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
+        raise VidclsError(f"--group-by (data.group_by) is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
                           f"(first: {missing[0]}); keys of that clip: {sorted(entries[0])}")
     return [str(entry[group_by]) for entry in entries]
 

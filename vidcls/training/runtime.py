@@ -148,7 +148,7 @@ def _devices(requested: int, gpus: list) -> list[str]:
     if gpus:
         count = requested or len(gpus)
         if count > len(gpus):
-            raise VidclsError(f"--devices {count} asks for more GPUs than the {len(gpus)} visible "
+            raise VidclsError(f"--devices (train.devices) {count} asks for more GPUs than the {len(gpus)} visible "
                               f"({', '.join(gpu.name for gpu in gpus)}); check CUDA_VISIBLE_DEVICES")
         return [f"/gpu:{index}" for index in range(count)]
     if requested <= 1:
@@ -167,7 +167,7 @@ def _split_cpu(count: int) -> None:
         existing = len(tf.config.list_logical_devices("CPU"))
         if existing != count:
             raise VidclsError(
-                f"--devices {count}: TensorFlow already started in this process with {existing} CPU device(s); "
+                f"--devices (train.devices) {count}: TensorFlow already started in this process with {existing} CPU device(s); "
                 "logical devices can only be set before it starts (run `vidcls train` in a new process)") from None
     logger.info("no GPU visible: the CPU is split into %d logical devices, one replica each", count)
 
