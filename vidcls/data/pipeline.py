@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vidcls.errors import VidclsError
 from vidcls.data.augment import changes_anything
+from vidcls.errors import VidclsError
 
 SAMPLING_MODES = ("shuffle", "balanced")
 # Batches per hand-over from Python to tf.data: the hand-over has a fixed cost, so fewer,

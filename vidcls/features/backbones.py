@@ -227,8 +227,8 @@ class Backbone:
     def _build_from_file(self, constructor, kwargs):
         path = Path(self.weights)
         if not path.is_file():
-            raise VidclsError(f"Weights file {path} does not exist (expected --weights / extract.weights: imagenet, none or a path to a "
-                              "weights file)")
+            raise VidclsError(f"Weights file {path} does not exist (expected --weights / extract.weights: imagenet, "
+                              "none or a path to a weights file)")
         model = constructor(weights=None, **kwargs)
         try:
             model.load_weights(str(path))
@@ -259,8 +259,8 @@ def _grid_pooling(feature_map, grid: int):
 
     height, width = feature_map.shape[1], feature_map.shape[2]
     if height < grid or width < grid:
-        raise VidclsError(f"Expected a feature map of at least {grid}x{grid} for --grid (extract.grid) {grid}; the backbone gives "
-                          f"{height}x{width} at this image size: use a larger --image-size or a smaller --grid")
+        raise VidclsError(f"Expected a feature map of at least {grid}x{grid} for --grid (extract.grid) {grid}; the "
+                          f"backbone gives {height}x{width} at this image size: use a larger --image-size or a smaller --grid")
     cells = []
     for row in range(grid):
         top, bottom = (row * height) // grid, -(-((row + 1) * height) // grid)

@@ -33,7 +33,8 @@ def check_streams(streams, difference_gap: int, difference_gain: float) -> tuple
     streams = tuple(streams)
     unknown = [name for name in streams if name not in STREAMS]
     if not streams or unknown or len(set(streams)) != len(streams):
-        raise VidclsError(f"Expected --streams (extract.streams) to list distinct streams of {', '.join(STREAMS)}; received {list(streams)}")
+        raise VidclsError(f"Expected --streams (extract.streams) to list distinct streams of {', '.join(STREAMS)}; "
+                          f"received {list(streams)}")
     if difference_gap < 1:
         raise VidclsError(f"Expected --difference-gap (extract.difference_gap) >= 1 frame; received {difference_gap}")
     if difference_gain <= 0:

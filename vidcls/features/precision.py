@@ -32,7 +32,8 @@ def resolve_precision(requested: str) -> Precision:
         VidclsError: an unknown format.
     """
     if requested not in PRECISIONS:
-        raise VidclsError(f"Expected --precision (extract.precision) to be one of {', '.join(PRECISIONS)}; received '{requested}'")
+        raise VidclsError(f"Expected --precision (extract.precision) to be one of {', '.join(PRECISIONS)}; "
+                          f"received '{requested}'")
     gpus = _tensor_core_gpus()
     if requested == "auto":
         if gpus:

@@ -126,10 +126,10 @@ def crossval(config: ExperimentConfig, out_dir: str | Path, num_folds: int = 5, 
 def _groups(entries: list[dict], group_by: str, root) -> list[str] | None:
     if not group_by:
         return None
-    missing = [entry["clip_id"] for entry in entries if group_by not in entry]
+    missing = [entry for entry in entries if group_by not in entry]
     if missing:
-        raise VidclsError(f"--group-by (data.group_by) is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
-                          f"(first: {missing[0]}); keys of that clip: {sorted(entries[0])}")
+        raise VidclsError(f"--group-by (data.group_by) is '{group_by}' but {len(missing)} clip(s) of {root} have no "
+                          f"such manifest key (first: {missing[0]['clip_id']}); keys of that clip: {sorted(missing[0])}")
     return [str(entry[group_by]) for entry in entries]
 
 
