@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+INFERENCE_BATCH_SIZE = 256  # clips per inference call: evaluation, serving, training's validation
+
 
 def outputs_by_target(outputs, space) -> dict[str, np.ndarray]:
     """A model's output (an array, or a dict with one head per target) as
@@ -14,7 +16,7 @@ def outputs_by_target(outputs, space) -> dict[str, np.ndarray]:
     return {target: np.asarray(outputs[target], dtype=np.float64) for target in space}
 
 
-def predict(model, inputs: list, batch_size: int = 256):
+def predict(model, inputs: list, batch_size: int = INFERENCE_BATCH_SIZE):
     """`model.predict(inputs)` without `predict`'s `tf.function`, for evaluation, export
     checks and serving: `model.predict` traces one per loaded model (and per video, in a
     server), and from the sixth in a process (a crossval's folds) TensorFlow warns of

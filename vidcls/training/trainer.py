@@ -31,7 +31,6 @@ from vidcls.training.splits import load_or_make_splits
 logger = logging.getLogger("vidcls")
 # On CPU, recurrent models over at most this many frames train with their loop unrolled.
 CPU_UNROLL_FRAMES = 64
-VALIDATION_BATCH_SIZE = 256  # clips per validation batch (global), as `vidcls evaluate` predicts
 
 
 def train(config: ExperimentConfig, run_dir: str | Path, progress: bool = False) -> TrainResult:
@@ -127,6 +126,8 @@ def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: Labe
     """`(training BatchSource, training dataset, validation dataset or None)`."""
     import numpy as np
 
+    from vidcls.models import INFERENCE_BATCH_SIZE
+
     counts = [len(names) for names in space.values()]
     target_names = list(space) if len(space) > 1 else None
     batch_size = config.train.batch_size
@@ -144,7 +145,7 @@ def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: Labe
         # Read twice an epoch; kept in memory when the features are (the budget counts that copy).
         # Inference only: batches as large as evaluation's are fewer calls (validation and
         # TensorBoard's figures: 308 clips in 0.045 s instead of 0.10-0.11 s at batch 32).
-        val_batch_size = max(batch_size, VALIDATION_BATCH_SIZE)
+        val_batch_size = max(batch_size, INFERENCE_BATCH_SIZE)
         val_data = make_dataset(BatchSource(val_set.features, val_set.labels, counts, val_batch_size, training=False,
                                             masks=val_set.masks, target_names=target_names),
                                 keep_in_memory=isinstance(val_set.features, np.ndarray))
