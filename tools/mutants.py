@@ -41,6 +41,12 @@ class Mutation:
 
 
 MUTATIONS = (
+    Mutation("best.keras saved with the optimizer's state", "vidcls/training/callbacks.py",
+             "    model.optimizer, model.compiled = None, False\n", "",
+             ("tests/training/test_engine.py::test_periodic_checkpoints_timing_and_tensorboard_extras",)),
+    Mutation("optimizer not restored after saving best.keras", "vidcls/training/callbacks.py",
+             "        model.optimizer, model.compiled = optimizer, True\n", "        pass\n",
+             ("tests/training/test_engine.py::test_periodic_checkpoints_timing_and_tensorboard_extras",)),
     Mutation("augmentation skipped although turned on", "vidcls/data/augment.py",
              "    return config != type(config)()", "    return False",
              ("tests/data/test_pipeline.py::test_each_augmentation_alone_changes_training_batches",)),

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 
@@ -106,8 +107,6 @@ def test_losses_change_as_computed_by_hand():
 
 
 def test_gradient_accumulation_updates_every_n_batches():
-    import keras
-
     from vidcls.training.objectives import optimizer as _optimizer
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
@@ -133,6 +132,12 @@ def test_periodic_checkpoints_timing_and_tensorboard_extras(cache_dir, tmp_path)
     train(config, run_dir)
     assert sorted(path.name for path in (run_dir / "checkpoints").iterdir()) == ["epoch_002.keras", "epoch_004.keras"]
     load_model(run_dir / "checkpoints" / "epoch_004.keras")
+    # best.keras is the inference model: no optimizer slots, loads uncompiled. The periodic
+    # checkpoint keeps the optimizer, which trained on after every best.keras save: 4 epochs
+    # of 16 training clips in batches of 4.
+    assert _optimizer_iterations(run_dir / "best.keras") is None
+    assert _optimizer_iterations(run_dir / "checkpoints" / "epoch_004.keras") == 16
+    assert not keras.saving.load_model(run_dir / "best.keras").compiled
     events = EventMultiplexer().AddRunsFromDirectory(str(run_dir / "tensorboard"))
     events.Reload()
     tags = events.Runs()
@@ -157,6 +162,19 @@ def test_periodic_checkpoints_timing_and_tensorboard_extras(cache_dir, tmp_path)
     with (run_dir / "timing.csv").open() as handle:
         whole = [float(row["epoch_seconds"]) for row in csv.DictReader(handle)]
     assert len(in_loop) == len(whole) == 4 and all(w - i > 0.005 for w, i in zip(whole, in_loop)), (whole, in_loop)
+
+
+def _optimizer_iterations(path):
+    """The optimizer's step count stored in a .keras file, or None without optimizer state."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(path) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as weights:
+        if "optimizer" not in weights:
+            return None
+        return int(weights["optimizer/vars/0"][()])
 
 
 def test_two_class_runs_write_pr_curves(cache_dir, tmp_path):

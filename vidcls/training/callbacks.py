@@ -8,6 +8,7 @@ then record the learning rate like any metric.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -110,7 +111,8 @@ class EpochSync(keras.callbacks.Callback):
 
 class PeriodicCheckpoint(keras.callbacks.Callback):
     """Saves the model as `directory/epoch_NNN.keras` after every `every`-th epoch
-    (written to a temporary name, then renamed, so a kill never leaves half a file).
+    (written to a temporary name, then renamed, so a kill never leaves half a file), with
+    its optimizer state and compile settings, unlike best.keras: Keras can train it on.
     `transform` turns the training model into the one to save (LoRA: the merged model)."""
 
     def __init__(self, directory: Path, every: int, transform=None):
@@ -132,6 +134,12 @@ class BestCheckpoint(keras.callbacks.Callback):
     (Keras writes it in place: a kill left a truncated file that every later command
     failed on). A non-finite value never counts as better.
 
+    best.keras is the inference model: architecture and weights, without the optimizer's
+    slots or compile settings, which nothing that reads it uses (evaluate, export,
+    predict, serve, `init_from`); resuming reads the backup. That makes it a third the size
+    (the default model: 3.8 instead of 11.3 MB) and cut its save from 0.07 to 0.03-0.04 s,
+    paid at every improving epoch.
+
     Place it before the backup callback: a kill during this save then leaves the epoch
     unrecorded by the backup, so the resumed run trains it again and saves it.
 
@@ -151,7 +159,25 @@ class BestCheckpoint(keras.callbacks.Callback):
         value = (logs or {}).get(self.monitor)
         if value is not None and np.isfinite(float(value)) and float(value) < self.best:
             self.best = float(value)
-            _save_atomically(self.transform(self.model) if self.transform else self.model, self.path)
+            model = self.transform(self.model) if self.transform else self.model
+            with _without_training_state(model):
+                _save_atomically(model, self.path)
+
+
+@contextlib.contextmanager
+def _without_training_state(model):
+    """While inside, `model` saves as an inference model: no optimizer state and no compile
+    settings, so the `.keras` file loads uncompiled (plain Keras too, without a warning
+    about optimizer variables). Training goes on with the same optimizer afterwards."""
+    if not getattr(model, "compiled", False):  # e.g. LoRA's merged model
+        yield
+        return
+    optimizer = model.optimizer
+    model.optimizer, model.compiled = None, False
+    try:
+        yield
+    finally:
+        model.optimizer, model.compiled = optimizer, True
 
 
 def _save_atomically(model, path: Path) -> None:
