@@ -41,6 +41,9 @@ class Mutation:
 
 
 MUTATIONS = (
+    Mutation("train.balance_groups ignored", "vidcls/training/objectives.py",
+             "    if not config.balance_groups:\n        return by_class\n", "    return by_class\n",
+             ("tests/training/test_options_take_effect.py::test_balanced_groups_change_the_loss",)),
     Mutation("best.keras saved with the optimizer's state", "vidcls/training/callbacks.py",
              "    model.optimizer, model.compiled = None, False\n", "",
              ("tests/training/test_engine.py::test_periodic_checkpoints_timing_and_tensorboard_extras",)),

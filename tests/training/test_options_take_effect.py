@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from vidcls.config import ExperimentConfig
+from vidcls.errors import VidclsError
 from vidcls.training import train
 
 TINY = {"model.name": "mean_pool", "model.adapter_units": 8, "train.batch_size": 4, "model.dropout": 0.0}
@@ -150,3 +151,56 @@ def test_best_model_is_saved_only_on_improvement_also_across_a_resume(cache_dir,
     subprocess.run(command, check=True, capture_output=True)
     assert len(_history(run_dir)) == 60 and (run_dir / "result.json").is_file()
     assert _identity(best) == first  # never replaced: no epoch was better
+
+
+@pytest.fixture(scope="module")
+def unequal_groups_cache(cache_dir, tmp_path_factory):
+    """The shared 24-clip cache with a `group` per clip: one source of 12 clips, then six of
+    2 (clip i of each class in source i // 2, beyond the first three of each class)."""
+    copy = tmp_path_factory.mktemp("unequal_groups") / "cache"
+    shutil.copytree(cache_dir, copy)
+    entries = [json.loads(line) for line in (copy / "manifest.jsonl").read_text().splitlines()]
+    seen = {}
+    for entry in entries:
+        index = seen[entry["label"]] = seen.get(entry["label"], -1) + 1
+        entry["group"] = "big" if index < 3 else f"small_{index // 2}_{entry['label'][:4]}"
+    (copy / "manifest.jsonl").write_text("".join(json.dumps(entry) + "\n" for entry in entries))
+    return copy
+
+
+def test_balanced_group_weights_weigh_every_group_the_same():
+    from vidcls.training.objectives import balanced_group_weights
+
+    weights = balanced_group_weights(["a", "a", "a", "b", "c", "c"])
+    np.testing.assert_allclose(weights, np.array([1 / 3, 1 / 3, 1 / 3, 1, 1 / 2, 1 / 2]) / (3 / 6), rtol=1e-6)
+    groups = np.array(["a", "a", "a", "b", "c", "c"])
+    assert len({round(float(weights[groups == g].sum()), 6) for g in "abc"}) == 1  # each group's total is equal
+
+
+def test_group_weights_multiply_class_weights_per_target():
+    from vidcls.config import TrainConfig
+    from vidcls.training.objectives import sample_weights
+
+    labels = np.array([[0, 1], [0, 0], [1, 1], [1, 0]])
+    space = {"verb": ["cut", "wash"], "noun": ["knife", "pan"]}
+    config = TrainConfig(use_class_weights=True, balance_groups=True)
+    weights = sample_weights(config, labels, space, ["a", "a", "a", "b"])
+    groups_only = sample_weights(TrainConfig(balance_groups=True), labels, space, ["a", "a", "a", "b"])
+    classes_only = sample_weights(TrainConfig(use_class_weights=True), labels, space)
+    assert weights.shape == (4, 2) and groups_only.shape == (4,)
+    np.testing.assert_allclose(weights, classes_only * groups_only[:, None], rtol=1e-6)
+    with pytest.raises(VidclsError, match="needs the group of each of the 4 training clips; received 3"):
+        sample_weights(config, labels, space, ["a", "a", "b"])
+
+
+def test_balanced_groups_change_the_loss(unequal_groups_cache, tmp_path):
+    grouped = {"data.group_by": "group", "data.val_fraction": 0.0, "data.test_fraction": 0.0}  # every clip trains
+    plain = _first_loss(unequal_groups_cache, tmp_path / "plain", **grouped)
+    balanced = _first_loss(unequal_groups_cache, tmp_path / "balanced", **grouped, **{"train.balance_groups": True})
+    assert abs(balanced - plain) > 1e-3 * plain, (plain, balanced)
+
+
+def test_balanced_groups_need_a_group_key(cache_dir, tmp_path):
+    with pytest.raises(VidclsError, match=r"train.balance_groups .* but data.group_by \(--group-by\) is empty"):
+        train(_config(cache_dir, **{"train.balance_groups": True}), tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # refused before anything was written

@@ -232,3 +232,13 @@ def test_feature_statistics_come_from_the_training_clips(trained_run, cache_dir)
     variance = training.var(axis=(0, 1))
     varies = variance > 1e-6 * np.median(variance)  # constant features are given the median (blocks.py)
     np.testing.assert_allclose(np.ravel(layer.variance)[varies], variance[varies], rtol=2e-2, atol=1e-3)
+
+
+def test_missing_group_key_error_shows_the_keys_of_a_clip_that_lacks_it():
+    from vidcls.training.splits import clip_groups
+
+    entries = [{"clip_id": "a", "label": "x", "group": "s1"}, {"clip_id": "b", "label": "y", "camera": "c2"}]
+    assert clip_groups(entries[:1], "group", "cache") == ["s1"]
+    with pytest.raises(VidclsError, match=r"'group' but 1 clip\(s\) of cache .*first: b\); keys of that clip: "
+                                          r"\['camera', 'clip_id', 'label'\]"):
+        clip_groups(entries, "group", "cache")

@@ -117,6 +117,9 @@ class TrainConfig:
     use_class_weights: bool = False
     class_weights: dict | None = None  # explicit {class: weight}; None: "balanced" when use_class_weights
     focal_alpha_balanced: bool = False  # focal alpha per class from inverse class frequencies
+    # Weight each training clip by 1 / (training clips of its data.group_by group), so that
+    # every source (scene, camera, participant) counts equally, not in proportion to its clips.
+    balance_groups: bool = False
     # auto (mixed_float16 on GPUs with tensor cores, mixed_bfloat16 on CPUs with AMX/AVX512-BF16,
     # else float32) | float32 | mixed_float16 (--mixed-precision) | mixed_bfloat16 (--precision bfloat16)
     precision: str = "auto"

@@ -37,6 +37,9 @@ def check_settings(config: ExperimentConfig) -> None:
 def check_options(config: ExperimentConfig, space: LabelSpace) -> None:
     """Config values that can only be checked against the data, checked before any file is written."""
     check_sampling(config.data.sampling)
+    if config.train.balance_groups and not config.data.group_by:
+        raise VidclsError("train.balance_groups weighs each group of clips equally, but data.group_by (--group-by) is "
+                          "empty; set it to the manifest key naming each clip's source (e.g. group, video)")
     if config.train.class_weights:
         if not config.train.use_class_weights:
             raise VidclsError("train.class_weights is set but train.use_class_weights is false; set both to use them")

@@ -4,11 +4,13 @@ the optimizer and its schedule, the metrics."""
 from __future__ import annotations
 
 import logging
+from collections import Counter
 
 import numpy as np
 
 from vidcls.config import TrainConfig
 from vidcls.data import LabelSpace, balanced_class_weights, explicit_class_weights, focal_alpha_from_frequencies
+from vidcls.errors import VidclsError
 
 logger = logging.getLogger("vidcls")
 
@@ -56,9 +58,39 @@ def accuracy():
     return keras.metrics.CategoricalAccuracy(name="accuracy")
 
 
-def sample_weights(config: TrainConfig, labels: np.ndarray, space: LabelSpace) -> np.ndarray | None:
-    """Class weights, as the per-sample weights the dataset carries (see make_dataset):
-    `[N]`, or `[N, targets]` (each target's own class weights) with several targets."""
+def sample_weights(config: TrainConfig, labels: np.ndarray, space: LabelSpace,
+                   groups: list[str] | None = None) -> np.ndarray | None:
+    """Class weights, times group weights with `balance_groups`, as the per-sample weights
+    the dataset carries (see make_dataset): `[N]`, or `[N, targets]` (each target's own
+    class weights) with several targets. `groups` is each training clip's source."""
+    by_class = _class_weights(config, labels, space)
+    if not config.balance_groups:
+        return by_class
+    if groups is None or len(groups) != len(labels):
+        raise VidclsError(f"train.balance_groups needs the group of each of the {len(labels)} training clips; "
+                          f"received {None if groups is None else len(groups)}")
+    by_group = balanced_group_weights(groups)
+    logger.info("group weights: %d groups of %d-%d training clips, weights %.3g-%.3g", len(set(groups)),
+                min(Counter(groups).values()), max(Counter(groups).values()), by_group.min(), by_group.max())
+    if by_class is None:
+        return by_group
+    return by_class * (by_group if by_class.ndim == 1 else by_group[:, None])
+
+
+def balanced_group_weights(groups: list[str]) -> np.ndarray:
+    """`1 / (clips of the clip's group)`, scaled to a mean of 1: every group weighs the same
+    in the loss, whatever its number of clips.
+
+    Example:
+        >>> balanced_group_weights(["a", "a", "a", "b"]).tolist()
+        [0.5, 0.5, 0.5, 1.5]
+    """
+    counts = Counter(groups)
+    weights = np.array([1.0 / counts[group] for group in groups], np.float32)
+    return weights / weights.mean()
+
+
+def _class_weights(config: TrainConfig, labels: np.ndarray, space: LabelSpace) -> np.ndarray | None:
     if not config.use_class_weights:
         return None
     columns = []

@@ -24,14 +24,22 @@ def load_or_make_splits(run: RunDir, cache, config: ExperimentConfig) -> dict:
         if left_out:
             logger.info("%d cached clip(s) are in no split of %s and are not used", left_out, config.data.split_file)
         return splits
-    groups = None
-    if config.data.group_by:
-        missing = [entry["clip_id"] for entry in cache.entries if config.data.group_by not in entry]
-        if missing:
-            raise VidclsError(
-                f"data.group_by is '{config.data.group_by}' but {len(missing)} clip(s) of {cache.root} have no such "
-                f"manifest key (first: {missing[0]}); keys of that clip: {sorted(cache.entries[0])}")
-        groups = [str(entry[config.data.group_by]) for entry in cache.entries]
+    groups = clip_groups(cache.entries, config.data.group_by, cache.root) if config.data.group_by else None
     # Stratified by the first target (the label; the verb of verb + noun).
     return stratified_split(clip_ids, [str(entry[config.data.targets[0]]) for entry in cache.entries],
                             config.data.val_fraction, config.data.test_fraction, config.train.seed, groups)
+
+
+def clip_groups(entries: list[dict], group_by: str, root) -> list[str]:
+    """Each clip's `group_by` manifest value, as text.
+
+    Raises:
+        VidclsError: naming how many clips of the cache at `root` lack the key, the first
+            of them, and the keys that clip does have.
+    """
+    missing = [entry for entry in entries if group_by not in entry]
+    if missing:
+        raise VidclsError(
+            f"data.group_by is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
+            f"(first: {missing[0].get('clip_id', '?')}); keys of that clip: {sorted(missing[0])}")
+    return [str(entry[group_by]) for entry in entries]

@@ -26,7 +26,7 @@ from vidcls.training.environment import write_env
 from vidcls.training.history import best_so_far, finished_result, trim_logs
 from vidcls.training.objectives import compile_model, sample_weights
 from vidcls.training.result import TrainResult
-from vidcls.training.splits import load_or_make_splits
+from vidcls.training.splits import clip_groups, load_or_make_splits
 
 logger = logging.getLogger("vidcls")
 # On CPU, recurrent models over at most this many frames train with their loop unrolled.
@@ -105,7 +105,11 @@ def _fit(config, run: RunDir, runtime, train_set, val_set, space: LabelSpace, ca
          progress: bool) -> TrainResult:
     from vidcls.training.callbacks import AtomicBackupAndRestore
 
-    train_source, train_data, val_data = _datasets(config, runtime, train_set, val_set, space)
+    train_groups = None
+    if config.train.balance_groups:
+        by_id = {entry["clip_id"]: entry for entry in cache.entries}
+        train_groups = clip_groups([by_id[clip_id] for clip_id in train_set.clip_ids], config.data.group_by, cache.root)
+    train_source, train_data, val_data = _datasets(config, runtime, train_set, val_set, space, train_groups)
     with runtime.strategy.scope():
         model, lora = _build(config, runtime, space, cache, train_set.features)
         compile_model(model, config.train, train_set.labels, space, train_source.steps_per_epoch, runtime.jit_compile)
@@ -122,8 +126,9 @@ def _fit(config, run: RunDir, runtime, train_set, val_set, space: LabelSpace, ca
     return result
 
 
-def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: LabelSpace):
-    """`(training BatchSource, training dataset, validation dataset or None)`."""
+def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: LabelSpace, train_groups=None):
+    """`(training BatchSource, training dataset, validation dataset or None)`;
+    `train_groups`: each training clip's group, for `train.balance_groups`."""
     import numpy as np
 
     from vidcls.models import INFERENCE_BATCH_SIZE
@@ -133,7 +138,7 @@ def _datasets(config: ExperimentConfig, runtime, train_set, val_set, space: Labe
     batch_size = config.train.batch_size
     train_source = BatchSource(
         rows=train_set.features, labels=train_set.labels, num_classes=counts, batch_size=batch_size, training=True,
-        seed=config.train.seed, sample_weights=sample_weights(config.train, train_set.labels, space),
+        seed=config.train.seed, sample_weights=sample_weights(config.train, train_set.labels, space, train_groups),
         sampling=config.data.sampling, drop_remainder=runtime.replicas > 1, augment=config.augment,
         masks=train_set.masks, target_names=target_names,
     )
