@@ -69,9 +69,9 @@ def sample_weights(config: TrainConfig, labels: np.ndarray, space: LabelSpace,
     if groups is None or len(groups) != len(labels):
         raise VidclsError(f"train.balance_groups needs the group of each of the {len(labels)} training clips; "
                           f"received {None if groups is None else len(groups)}")
-    by_group = balanced_group_weights(groups)
-    logger.info("group weights: %d groups of %d-%d training clips, weights %.3g-%.3g", len(set(groups)),
-                min(Counter(groups).values()), max(Counter(groups).values()), by_group.min(), by_group.max())
+    by_group, sizes = balanced_group_weights(groups), Counter(groups).values()
+    logger.info("group weights: %d groups of %d-%d training clips, weights %.3g-%.3g", len(sizes), min(sizes),
+                max(sizes), by_group.min(), by_group.max())
     if by_class is None:
         return by_group
     return by_class * (by_group if by_class.ndim == 1 else by_group[:, None])
