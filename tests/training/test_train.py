@@ -242,3 +242,12 @@ def test_missing_group_key_error_shows_the_keys_of_a_clip_that_lacks_it():
     with pytest.raises(VidclsError, match=r"'group' but 1 clip\(s\) of cache .*first: b\); keys of that clip: "
                                           r"\['camera', 'clip_id', 'label'\]"):
         clip_groups(entries, "group", "cache")
+
+
+def test_result_line_says_when_there_was_no_validation_split(tmp_path):
+    from vidcls.training.result import TrainResult
+
+    without = TrainResult(tmp_path, 30, None, None, 1.0, 100, model="mean_pool")
+    assert "no validation split" in without.describe() and "None" not in without.describe()
+    with_val = TrainResult(tmp_path, 3, 0.5, 0.75, 1.0, 100, model="mean_pool")
+    assert "best val loss 0.5, val accuracy 0.75" in with_val.describe()

@@ -27,12 +27,16 @@ class TrainResult:
     def describe(self) -> str:
         """One line for the command line."""
         if self.already_done:
-            return (f"{self.run_dir} was finished before ({self.epochs_run} epochs; best val loss {self.best_val_loss}, "
-                    f"val accuracy {self.best_val_accuracy})")
+            return f"{self.run_dir} was finished before ({self.epochs_run} epochs; {self._validation()})"
         if self.lora_rank:
             share = 100.0 * (self.trainable_parameters or 0) / max(self.parameters, 1)
             return (f"fine-tuned {self.model} with LoRA rank {self.lora_rank}: {self.trainable_parameters:,} trainable "
                     f"parameters of {self.parameters:,} ({share:.2f}%), {self.epochs_run} epochs in {self.seconds:.1f} s; "
-                    f"best val accuracy {self.best_val_accuracy}; merged model in {self.run_dir}/best.keras")
-        return (f"trained {self.model} for {self.epochs_run} epochs in {self.seconds:.1f} s; best val loss "
-                f"{self.best_val_loss}, val accuracy {self.best_val_accuracy}; run in {self.run_dir}")
+                    f"{self._validation()}; merged model in {self.run_dir}/best.keras")
+        return (f"trained {self.model} for {self.epochs_run} epochs in {self.seconds:.1f} s; {self._validation()}; "
+                f"run in {self.run_dir}")
+
+    def _validation(self) -> str:
+        if self.best_val_loss is None and self.best_val_accuracy is None:
+            return "no validation split (best.keras: the lowest training loss)"
+        return f"best val loss {self.best_val_loss}, val accuracy {self.best_val_accuracy}"
