@@ -36,6 +36,7 @@ from vidcls.evaluation import evaluate, motion_statistics, motion_statistics_bas
 from vidcls.features import FeatureCache
 from vidcls.fileio import atomic_write_bytes, atomic_write_json, claim_directory
 from vidcls.training.crossval_summary import CrossvalResult, pooled_evaluation, summary_markdown
+from vidcls.training.splits import clip_groups
 
 logger = logging.getLogger("vidcls")
 
@@ -106,7 +107,7 @@ def crossval(config: ExperimentConfig, out_dir: str | Path, num_folds: int = 5, 
     entries = cache.entries
     space = build_label_space(entries, config.data.targets, str(cache.root))
     labels = encode_labels(entries, space)
-    groups = _groups(entries, group_by, cache.root)
+    groups = clip_groups(entries, group_by, cache.root, setting="--group-by (data.group_by)") if group_by else None
     out = Path(out_dir)
     spec = {"config": config.to_dict(), "folds": num_folds, "group_by": group_by, "repeats": repeats, "seed": seed,
             "baseline": baseline, "clips": len(entries)}
@@ -121,16 +122,6 @@ def crossval(config: ExperimentConfig, out_dir: str | Path, num_folds: int = 5, 
     baseline_results = _baseline(cache, folds, row_of, labels, space) if baseline else None
     summary = _summarise(out, config, folds, fold_results, baseline_results, row_of, labels, space, repeats)
     return CrossvalResult(out_dir=out, summary=summary)
-
-
-def _groups(entries: list[dict], group_by: str, root) -> list[str] | None:
-    if not group_by:
-        return None
-    missing = [entry for entry in entries if group_by not in entry]
-    if missing:
-        raise VidclsError(f"--group-by (data.group_by) is '{group_by}' but {len(missing)} clip(s) of {root} have no "
-                          f"such manifest key (first: {missing[0]['clip_id']}); keys of that clip: {sorted(missing[0])}")
-    return [str(entry[group_by]) for entry in entries]
 
 
 def _load_or_make_folds(out: Path, entries: list[dict], config: ExperimentConfig, num_folds: int,

@@ -30,16 +30,16 @@ def load_or_make_splits(run: RunDir, cache, config: ExperimentConfig) -> dict:
                             config.data.val_fraction, config.data.test_fraction, config.train.seed, groups)
 
 
-def clip_groups(entries: list[dict], group_by: str, root) -> list[str]:
+def clip_groups(entries: list[dict], group_by: str, root, setting: str = "data.group_by") -> list[str]:
     """Each clip's `group_by` manifest value, as text.
 
     Raises:
-        VidclsError: naming how many clips of the cache at `root` lack the key, the first
-            of them, and the keys that clip does have.
+        VidclsError: naming `setting` (the option the key came from), how many clips of the
+            cache at `root` lack the key, the first of them, and the keys that clip does have.
     """
     missing = [entry for entry in entries if group_by not in entry]
     if missing:
         raise VidclsError(
-            f"data.group_by is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
+            f"{setting} is '{group_by}' but {len(missing)} clip(s) of {root} have no such manifest key "
             f"(first: {missing[0].get('clip_id', '?')}); keys of that clip: {sorted(missing[0])}")
     return [str(entry[group_by]) for entry in entries]
