@@ -47,31 +47,36 @@ CACHES = {
 }
 # (row name, cache, config overrides on top of the recipe, in --quick)
 ROWS = [
-    ("recipe: mean_pool on the frame_difference stream", "motion_224", {}, True),
-    ("attention_lstm, frame_difference stream", "motion_224", {"model.name": "attention_lstm"}, True),
-    ("transformer, frame_difference stream", "motion_224", {"model.name": "transformer"}, False),
-    ("mean_pool, both streams, early fusion", "motion_224", {"model.streams": ["appearance", "frame_difference"]}, True),
+    ("recipe: mean_pool on the frame_difference stream, features and their differences", "motion_224", {}, True),
+    ("mean_pool on the frame_difference stream, features as cached (the recipe until 2026-12-01)", "motion_224",
+     {"model.input_transform": "none"}, True),
+    ("attention_lstm, frame_difference stream, features and their differences", "motion_224",
+     {"model.name": "attention_lstm"}, True),
+    ("transformer, frame_difference stream, features and their differences", "motion_224",
+     {"model.name": "transformer"}, False),
+    ("mean_pool, both streams, early fusion", "motion_224", {"model.streams": ["appearance", "frame_difference"],
+                                                        "model.input_transform": "none"}, True),
     ("mean_pool, both streams, late fusion", "motion_224",
-     {"model.streams": ["appearance", "frame_difference"], "model.fusion": "late"}, False),
-    ("mean_pool, appearance 224", "motion_224", {"model.streams": ["appearance"]}, True),
+     {"model.streams": ["appearance", "frame_difference"], "model.fusion": "late", "model.input_transform": "none"}, False),
+    ("mean_pool, appearance 224", "motion_224", {"model.streams": ["appearance"], "model.input_transform": "none"}, True),
     ("mean_pool, appearance 224, differences", "motion_224",
      {"model.streams": ["appearance"], "model.input_transform": "differences"}, False),
     ("mean_pool, appearance 224, centred", "motion_224",
      {"model.streams": ["appearance"], "model.input_transform": "centred"}, False),
-    ("mean_pool, frame_difference, 2x2 grid", "grid_224", {}, False),
+    ("mean_pool, frame_difference, 2x2 grid", "grid_224", {"model.input_transform": "none"}, False),
     ("mean_pool, appearance, 2x2 grid, differences", "grid_224",
      {"model.streams": ["appearance"], "model.input_transform": "differences"}, False),
     ("attention_lstm, appearance 128 (first release's defaults)", "appearance_128", {"__first_release__": True}, True),
     ("attention_lstm, appearance 128, differences", "appearance_128",
      {"model.name": "attention_lstm", "model.streams": [], "model.input_transform": "differences"}, False),
-    ("mean_pool, appearance 128", "appearance_128", {"model.streams": []}, False),
+    ("mean_pool, appearance 128", "appearance_128", {"model.streams": [], "model.input_transform": "none"}, False),
 ]
 # The first release's training settings (issue 14's measurements): attention-LSTM,
 # 40 epochs, batch 16, everything else at its old default.
 FIRST_RELEASE = {"model.name": "attention_lstm", "model.streams": [], "model.adapter_units": 256,
                  "model.hidden_units": 128, "model.dropout": 0.3, "train.epochs": 40, "train.batch_size": 16,
                  "train.learning_rate": 1e-3, "train.weight_decay": 1e-4, "train.early_stopping_patience": 10,
-                 "data.val_fraction": 0.15, "augment.noise_std": 0.0}
+                 "data.val_fraction": 0.15, "augment.noise_std": 0.0, "model.input_transform": "none"}
 
 
 def extract_caches(work: Path, annotations: str, weights: str, names) -> dict[str, Path]:

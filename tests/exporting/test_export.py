@@ -50,6 +50,7 @@ def test_tflite_matches_keras_with_builtin_ops_only(trained_run):
     ("gru", {"model.hidden_units": 8, "model.pooling": "mean"}),
     ("transformer", {"model.hidden_units": 8, "model.num_heads": 2, "model.mlp_units": 16}),
     ("mean_pool", {}),
+    ("mean_pool", {"model.input_transform": "features_and_differences"}),  # the fight recipe's input
 ])
 def test_every_model_trains_and_exports_to_a_matching_tflite_file(name, hyperparameters, cache_dir, tmp_path):
     from vidcls.config import ExperimentConfig
