@@ -17,6 +17,7 @@ class LabelledFeatures:
     features: object  # float16 [N, T, D]: a NumPy array, or PackedRows read from disk
     labels: np.ndarray  # int64 [N, targets], indices into each target's class list
     masks: np.ndarray  # float32 [N, T]: 1 for a real frame, 0 for a repeat in a short clip
+    entries: list[dict]  # the clips' manifest entries, in the same order
 
     @property
     def num_clips(self) -> int:
@@ -53,7 +54,8 @@ def load_labelled_features(cache, clip_ids: list[str], space: LabelSpace | list[
     num_frames = cache.feature_shape[0]
     masks = np.stack([sampled_frame_mask(_source_frames(entry, num_frames), num_frames) for entry in entries]) \
         if entries else np.zeros((0, num_frames), np.float32)
-    return LabelledFeatures(clip_ids=list(clip_ids), features=features, labels=labels, masks=masks)
+    return LabelledFeatures(clip_ids=list(clip_ids), features=features, labels=labels, masks=masks,
+                            entries=entries)
 
 
 def _source_frames(entry: dict, num_frames: int) -> int:

@@ -105,10 +105,7 @@ def _fit(config, run: RunDir, runtime, train_set, val_set, space: LabelSpace, ca
          progress: bool) -> TrainResult:
     from vidcls.training.callbacks import AtomicBackupAndRestore
 
-    train_groups = None
-    if config.train.balance_groups:
-        by_id = {entry["clip_id"]: entry for entry in cache.entries}
-        train_groups = clip_groups([by_id[clip_id] for clip_id in train_set.clip_ids], config.data.group_by, cache.root)
+    train_groups = clip_groups(train_set.entries, config.data.group_by, cache.root) if config.train.balance_groups else None
     train_source, train_data, val_data = _datasets(config, runtime, train_set, val_set, space, train_groups)
     with runtime.strategy.scope():
         model, lora = _build(config, runtime, space, cache, train_set.features)
