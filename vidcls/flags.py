@@ -41,6 +41,8 @@ EXTRACT_FLAGS = [
     Flag("extract.image_size", "default: the backbone's native size"),
     Flag("extract.streams", "comma list of images embedded per frame: appearance, frame_difference"),
     Flag("extract.difference_gap", "frame_difference: frames between the two differenced images"),
+    Flag("extract.difference_seconds", "frame_difference: the gap in seconds instead (the nearest whole number of "
+         "frames at each video's frame rate; 0: use --difference-gap)"),
     Flag("extract.difference_gain", "frame_difference: |difference| x this, clipped to 255"),
     Flag("extract.grid", "pool the last feature map over GRID x GRID cells instead of the whole frame"),
     Flag("extract.precision", "the backbone's number format: auto, float32, bfloat16, float16 (auto: bfloat16 on "

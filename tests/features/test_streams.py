@@ -11,7 +11,16 @@ import pytest
 from tests.conftest import TINY_FEATURES
 from vidcls.config import ExperimentConfig, FeatureConfig
 from vidcls.errors import VidclsError
-from vidcls.features import FeatureCache, difference_images, extract, get_backbone, read_sampled_frames
+from vidcls.features import (
+    FeatureCache,
+    PartnerGap,
+    VideoReadError,
+    difference_images,
+    extract,
+    get_backbone,
+    plan_windows,
+    read_sampled_frames,
+)
 from vidcls.features.video import partner_indices, segment_centre_indices
 
 MOTION = dict(streams=["appearance", "frame_difference"], difference_gap=2, difference_gain=4.0)
@@ -44,6 +53,27 @@ def test_partner_frames_are_gap_frames_later_and_earlier_at_the_end(tmp_path):
     np.testing.assert_allclose(brightness, segment_centre_indices(40, 4) + 3, atol=0.6)
     np.testing.assert_array_equal(difference_images(clip.frames, clip.partner_frames, 4.0),
                                   np.minimum(np.abs(clip.partner_frames.astype(int) - clip.frames) * 4, 255))
+
+
+def test_a_gap_in_seconds_spans_the_same_time_at_any_frame_rate(tmp_path):
+    gap = PartnerGap(seconds=0.1)
+    for fps, frames in ((10, 1), (30, 3)):
+        ramp = _write(tmp_path / f"ramp{fps}.avi", [np.full((32, 32, 3), index * 6, np.uint8) for index in range(40)], fps)
+        clip = read_sampled_frames(ramp, num_frames=4, image_size=32, difference_gap=gap)
+        brightness = clip.partner_frames.reshape(4, -1).mean(axis=1) / 6
+        np.testing.assert_allclose(brightness, segment_centre_indices(40, 4) + frames, atol=0.6)
+        plan = plan_windows(total_frames=90, fps=fps, num_frames=8, window_sec=2.0, stride_sec=1.0, difference_gap=gap)
+        assert plan.partners[0] == plan.frames[0] + frames
+    # The nearest whole number of frames, at least one; an exact half rounds to the shorter gap.
+    assert [gap.at(fps) for fps in (5.0, 15.0, 15.01, 25.0, 25.01, 29.97)] == [1, 1, 2, 2, 3, 3]
+    assert PartnerGap(2).at(60.0) == 2 and not PartnerGap() and PartnerGap(seconds=0.1)
+    with pytest.raises(VideoReadError, match=r"cam.avi: the container reports no frame rate \(0.0\), so a difference "
+                                             r"gap of 0.1 s cannot be converted to frames; extract with --difference-gap"):
+        gap.at(0.0, "cam.avi")
+    with pytest.raises(VidclsError, match=r"Expected --difference-seconds \(extract.difference_seconds\) >= 0 "
+                                          r"\(0: the gap is --difference-gap frames\); received -0.1"):
+        extract(FeatureConfig(data_dir=str(tmp_path), cache_dir=str(tmp_path / "x"),
+                              **{**TINY_FEATURES, "streams": ["frame_difference"], "difference_seconds": -0.1}))
 
 
 def test_the_motion_stream_is_the_backbone_on_difference_images_beside_appearance(motion_cache, cache_dir):
@@ -154,3 +184,36 @@ def _predictions(eval_dir):
     with (eval_dir / "predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     return {row["clip_id"]: np.array([float(row[key]) for key in row if key.startswith("prob_")]) for row in rows}
+
+
+@pytest.mark.slow
+def test_a_gap_in_seconds_travels_from_the_cache_to_predict_and_the_phone(video_dir, tmp_path):
+    """0.2 s is 5 frames of these 24-frame/s videos: extract, predict and the streaming pair
+    all read each frame's partner 5 frames later."""
+    from vidcls.exporting import export_streaming, read_metadata
+    from vidcls.serving import Predictor
+    from vidcls.training import train
+
+    cache = tmp_path / "cache"
+    extract(FeatureConfig(data_dir=str(video_dir), cache_dir=str(cache),
+                          **{**TINY_FEATURES, "streams": ["frame_difference"], "difference_seconds": 0.2}))
+    info = json.loads((cache / "cache.json").read_text())
+    assert info["difference_seconds"] == 0.2 and info["streams"] == ["frame_difference"]
+    assert "difference_gap" not in info  # the config's default gap in frames is not in effect
+    entry = FeatureCache(cache).entries[0]
+    clip = read_sampled_frames(entry["video"], 8, 32, difference_gap=5)
+    backbone = get_backbone("resnet50", "none", 32, seed=0, batch_size=32)
+    expected = backbone.embed(difference_images(clip.frames, clip.partner_frames, 4.0))
+    features = FeatureCache(cache).load_features(entry).astype(np.float32)
+    np.testing.assert_allclose(features, expected, rtol=2e-3, atol=2e-3)
+    run = tmp_path / "run"
+    train(ExperimentConfig().replace({"data.cache_dir": str(cache), "model.name": "mean_pool", "train.epochs": 2,
+                                      "train.batch_size": 4, "model.adapter_units": 16}), run)
+    predicted, _ = Predictor(run).embed(Predictor(run).read(entry["video"]))
+    np.testing.assert_allclose(predicted, features, rtol=2e-3, atol=2e-3)
+    report = export_streaming(run, variants=["float32"], stride_sec=1.0)
+    (variant,) = report["variants"]
+    assert variant["windows"] >= 2 and variant["top1_agreement"] == 1.0 and variant["max_abs_diff"] < 1e-4
+    encoder = read_metadata(run / "export" / "streaming" / "frame_encoder_float32.tflite")
+    assert encoder["difference_seconds"] == 0.2 and "difference_seconds later" in encoder["partner_frame"]
+    assert "difference_gap" not in encoder

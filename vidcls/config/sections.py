@@ -35,6 +35,9 @@ class FeatureConfig:
     # a motion image: on real footage it carries to unseen scenes, appearance does not).
     streams: list = dataclasses.field(default_factory=lambda: ["appearance", "frame_difference"])
     difference_gap: int = 2
+    # > 0: the gap in seconds instead, the nearest whole number of frames at each video's frame
+    # rate (at least 1), so motion spans the same time at any frame rate; difference_gap unused.
+    difference_seconds: float = 0.0
     difference_gain: float = 4.0
     grid: int = 1  # pool the backbone's last feature map over grid x grid cells (1: the whole frame)
     # The backbone's number format: auto (bfloat16 on CPUs with AMX/AVX512-BF16, float16 on

@@ -97,7 +97,8 @@ def export(run_dir: str | Path, parity_samples: int = 256, variants: list[str] |
         **{key: fingerprint.get(key) for key in ("backbone", "weights", "image_size", "preprocessing", "sampling")},
         # What each frame's feature row holds (streams side by side; see vidcls/features/encoder.py).
         "streams": fingerprint.get("streams", ["appearance"]),
-        **{key: fingerprint[key] for key in ("difference_gap", "difference_gain", "grid") if key in fingerprint},
+        **{key: fingerprint[key] for key in ("difference_gap", "difference_seconds", "difference_gain", "grid")
+           if key in fingerprint},
     })
     report = {"saved_model": SAVED_MODEL_DIR, "parity_samples": int(len(samples)), "variants": report_variants}
     atomic_write_json(run.export_report_path, report)
@@ -186,7 +187,8 @@ END_TO_END_TFLITE = "model_end_to_end_float32.tflite"
 def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     """Writes a SavedModel and a float32 TFLite file whose input is raw frames: `frames`
     uint8 `[B, T, S, S, 3]` (RGB, resized to the backbone's size S), with a motion stream
-    also `partner_frames` (the frame `difference_gap` later, same shape), and `mask`
+    also `partner_frames` (each frame's partner, `difference_gap` frames or
+    `difference_seconds` later, same shape), and `mask`
     `[B, T]`. They contain the streams' images (the frame difference is computed inside),
     the backbone, its preprocessing and the classifier (features are rounded through
     float16 as in the cache, so they compute what `vidcls predict` computes). Checked
@@ -208,7 +210,7 @@ def export_end_to_end(run_dir: str | Path, videos: int = 8) -> dict:
     size, stream_dim = backbone.image_size, backbone.feature_dim
     classifier = rebuild_for_export(predictor.model, num_frames)
     space = predictor.label_space
-    with_partners = encoder.difference_gap > 0
+    with_partners = bool(encoder.partner_gap)
 
     def stream_features(images):
         batch = tf.shape(images)[0]

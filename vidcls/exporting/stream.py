@@ -20,7 +20,15 @@ import numpy as np
 
 from vidcls.errors import VidclsError
 from vidcls.exporting.tflite_metadata import read_metadata
-from vidcls.features import VideoReadError, check_readable, check_seconds, plan_windows, segment_centre_indices, to_model_frame
+from vidcls.features import (
+    PartnerGap,
+    VideoReadError,
+    check_readable,
+    check_seconds,
+    plan_windows,
+    segment_centre_indices,
+    to_model_frame,
+)
 from vidcls.serving import scores_of, windows_prediction
 
 
@@ -61,7 +69,8 @@ class StreamRunner:
         self.num_frames = int(head["num_frames"])
         self.window_sec = check_seconds("window", float(head["window_sec"]) if window_sec is None else window_sec)
         self.default_stride_sec = float(head.get("default_stride_sec", self.window_sec / 4))
-        self.image_size, self.gap = int(encoder["image_size"]), int(encoder.get("difference_gap", 0))
+        self.image_size = int(encoder["image_size"])
+        self.gap = PartnerGap(int(encoder.get("difference_gap", 0)), float(encoder.get("difference_seconds", 0.0)))
         self.label_space = {target: head["targets"][target] for target in head.get("target_order", head["targets"])}
         self._encoder = Interpreter(model_path=str(paths["frame_encoder"]), num_threads=threads).get_signature_runner()
         self._head = Interpreter(model_path=str(paths["head"]), num_threads=threads).get_signature_runner()
@@ -101,7 +110,7 @@ class StreamRunner:
         if not fps or fps <= 0 or not math.isfinite(fps):
             capture.release()
             raise VideoReadError(f"{video}: the container reports no frame rate, so frame intervals cannot be placed")
-        state = _StreamState(self, fps, stride_sec, on_window)
+        state = _StreamState(self, fps, stride_sec, on_window, self.gap.at(fps, video))
         try:
             index = -1
             while capture.grab():
@@ -130,11 +139,11 @@ class _StreamState:
     """What the loop keeps between frames: the last few frames (for partners), grid frames
     waiting for their partner, and the ring buffer of T features."""
 
-    def __init__(self, runner: StreamRunner, fps: float, stride_sec: float, on_window):
-        self.runner, self.fps, self.on_window = runner, fps, on_window
+    def __init__(self, runner: StreamRunner, fps: float, stride_sec: float, on_window, gap: int):
+        self.runner, self.fps, self.on_window, self.gap = runner, fps, on_window, gap
         self.interval = runner.window_sec * fps / runner.num_frames
         self.step = max(1, int(round(stride_sec / (runner.window_sec / runner.num_frames))))
-        self.frames: deque = deque(maxlen=2 * runner.gap + 1)  # (index, frame): partners before or after
+        self.frames: deque = deque(maxlen=2 * gap + 1)  # (index, frame): partners before or after
         self.waiting: deque = deque()  # grid frames' source indices, encoded once their partner arrived
         self.buffer: deque = deque(maxlen=runner.num_frames)  # (source index, features)
         self.next_grid, self.encoded = 0, 0
@@ -146,16 +155,16 @@ class _StreamState:
         while math.floor((self.next_grid + 0.5) * self.interval) == index:
             self.waiting.append(index)
             self.next_grid += 1
-        while self.waiting and self.waiting[0] + self.runner.gap <= index:
+        while self.waiting and self.waiting[0] + self.gap <= index:
             source = self.waiting.popleft()
-            self._encode(source, source + self.runner.gap)
+            self._encode(source, source + self.gap)
 
     def finish(self, total: int) -> None:
         """The video ended: partners past the end are the frames `gap` before; a video
         shorter than one window is one window; a tail window ends on the last grid frame."""
         while self.waiting:
             source = self.waiting.popleft()
-            self._encode(source, max(source - self.runner.gap, 0))
+            self._encode(source, max(source - self.gap, 0))
         self.total = total
         rows = list(self.buffer)
         count, length = self.encoded, self.runner.num_frames
@@ -167,7 +176,7 @@ class _StreamState:
     def _encode(self, source: int, partner: int) -> None:
         frames = dict(self.frames)
         started = time.perf_counter()
-        features = self.runner.encode(frames[source], frames[partner] if self.runner.gap else None)
+        features = self.runner.encode(frames[source], frames[partner] if self.gap else None)
         self.encoder_seconds.append(time.perf_counter() - started)
         self.buffer.append((source, features))
         self.encoded += 1

@@ -221,9 +221,18 @@ def _metadata(run: RunDir, predictor, read_streams: list[str], window_sec: float
         "run": run.root.name,
     }
     if "frame_difference" in read_streams:
-        values.update(difference_gap=predictor.encoder.difference_gap, difference_gain=predictor.encoder.difference_gain,
-                      partner_frame="the frame difference_gap source frames later (at the end of a video, the one "
-                                    "difference_gap before)")
+        encoder = predictor.encoder
+        gap = encoder.partner_gap
+        if gap.seconds:
+            values.update(difference_seconds=gap.seconds,
+                          partner_frame="the frame difference_seconds later: gap = max(1, ceil(fps x "
+                                        "difference_seconds - 0.5)) source frames (at the end of a video, the one "
+                                        "gap frames before)")
+        else:
+            values.update(difference_gap=gap.frames,
+                          partner_frame="the frame difference_gap source frames later (at the end of a video, the one "
+                                        "difference_gap before)")
+        values["difference_gain"] = encoder.difference_gain
     if len(predictor.label_space) == 1:
         values["labels"] = next(iter(predictor.label_space.values()))
     return values

@@ -15,6 +15,7 @@ from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.precision import cpu_bf16_flags, resolve_precision
 from vidcls.features.video import (
     CountedFrames,
+    PartnerGap,
     SampledClip,
     VideoReadError,
     check_readable,
@@ -30,7 +31,7 @@ from vidcls.features.windows import WindowPlan, check_seconds, plan_windows
 
 __all__ = [
     "BACKBONES", "DEFAULT_STREAMS", "NOT_FINGERPRINT", "Backbone", "ClipEncoder", "CountedFrames", "frame_rate", "read_counted",
-    "ExtractSummary", "FeatureCache", "PackedRows", "STREAMS", "SampledClip", "VideoReadError", "WindowPlan",
+    "ExtractSummary", "FeatureCache", "PackedRows", "PartnerGap", "STREAMS", "SampledClip", "VideoReadError", "WindowPlan",
     "check_readable", "check_seconds", "plan_windows", "to_model_frame", "difference_images",
     "encoder_from_fingerprint", "cpu_bf16_flags", "extract", "get_backbone", "pack_cache", "resolve_precision",
     "read_clips", "read_sampled_frames", "sampled_frame_mask", "segment_centre_indices", "stream_subset"

@@ -16,15 +16,19 @@ the order the streams are listed: `[T, D x streams]`. Models select and fuse the
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from vidcls.errors import VidclsError
+from vidcls.features.video import PartnerGap
 
 STREAMS = ("appearance", "frame_difference")
 DEFAULT_STREAMS = ("appearance",)
 
 
-def check_streams(streams, difference_gap: int, difference_gain: float) -> tuple[str, ...]:
+def check_streams(streams, difference_gap: int, difference_gain: float, difference_seconds: float = 0.0
+                  ) -> tuple[str, ...]:
     """The stream names as a tuple, checked.
 
     Raises:
@@ -39,6 +43,9 @@ def check_streams(streams, difference_gap: int, difference_gain: float) -> tuple
         raise VidclsError(f"Expected --difference-gap (extract.difference_gap) >= 1 frame; received {difference_gap}")
     if difference_gain <= 0:
         raise VidclsError(f"Expected --difference-gain (extract.difference_gain) > 0; received {difference_gain}")
+    if not (difference_seconds >= 0 and math.isfinite(difference_seconds)):
+        raise VidclsError("Expected --difference-seconds (extract.difference_seconds) >= 0 (0: the gap is "
+                          f"--difference-gap frames); received {difference_seconds}")
     return streams
 
 
@@ -56,36 +63,46 @@ class ClipEncoder:
         streams: names from `STREAMS`, in cache order.
         difference_gap: frames between the two images of a `frame_difference`.
         difference_gain: the factor on |difference| before clipping to 255.
+        difference_seconds: > 0: the gap in seconds instead (`PartnerGap`).
 
     Example:
         >>> encoder = ClipEncoder(get_backbone("resnet50", "none", 32), ("appearance", "frame_difference"))
-        >>> clip = read_sampled_frames("clip.mp4", 8, 32, encoder.difference_gap)
+        >>> clip = read_sampled_frames("clip.mp4", 8, 32, encoder.partner_gap)
         >>> encoder.encode([clip])[0].shape
         (8, 4096)
     """
 
-    def __init__(self, backbone, streams=DEFAULT_STREAMS, difference_gap: int = 1, difference_gain: float = 4.0):
+    def __init__(self, backbone, streams=DEFAULT_STREAMS, difference_gap: int = 1, difference_gain: float = 4.0,
+                 difference_seconds: float = 0.0):
         self.backbone = backbone
-        self.streams = check_streams(streams, difference_gap, difference_gain)
+        self.streams = check_streams(streams, difference_gap, difference_gain, difference_seconds)
         self._gap = difference_gap
         self.difference_gain = difference_gain
+        self.difference_seconds = float(difference_seconds)
 
     @property
     def feature_dim(self) -> int:
         return self.backbone.feature_dim * len(self.streams)
 
     @property
-    def difference_gap(self) -> int:
-        """The partner-frame gap clips must be read with (0: no stream needs partners)."""
-        return self._gap if "frame_difference" in self.streams else 0
+    def partner_gap(self) -> PartnerGap:
+        """How clips must be read: each sampled frame's partner, in frames or seconds
+        (false: no stream needs partners)."""
+        if "frame_difference" not in self.streams:
+            return PartnerGap()
+        return PartnerGap(seconds=self.difference_seconds) if self.difference_seconds else PartnerGap(self._gap)
 
     def fingerprint(self) -> dict:
-        """The backbone's fingerprint, with the streams when they are not appearance alone."""
+        """The backbone's fingerprint, with the streams when they are not appearance alone
+        (and the gap in effect: `difference_gap` frames or `difference_seconds`)."""
         info = dict(self.backbone.fingerprint())
         if self.streams != DEFAULT_STREAMS:
             info.update(feature_dim=self.feature_dim, streams=list(self.streams), stream_dim=self.backbone.feature_dim)
-            if self.difference_gap:
-                info.update(difference_gap=self._gap, difference_gain=self.difference_gain)
+            gap = self.partner_gap
+            if gap.seconds:
+                info.update(difference_seconds=gap.seconds, difference_gain=self.difference_gain)
+            elif gap:
+                info.update(difference_gap=gap.frames, difference_gain=self.difference_gain)
         return info
 
     def images(self, clip) -> np.ndarray:
@@ -114,7 +131,7 @@ class ClipEncoder:
         return rows
 
 
-STREAM_KEYS = ("feature_dim", "streams", "stream_dim", "difference_gap", "difference_gain")
+STREAM_KEYS = ("feature_dim", "streams", "stream_dim", "difference_gap", "difference_gain", "difference_seconds")
 
 
 def stream_subset(fingerprint: dict, streams) -> tuple[dict, np.ndarray] | None:
@@ -134,7 +151,8 @@ def stream_subset(fingerprint: dict, streams) -> tuple[dict, np.ndarray] | None:
     if tuple(streams) != DEFAULT_STREAMS:
         subset.update(feature_dim=width * len(streams), streams=list(streams), stream_dim=width)
         if "frame_difference" in streams:
-            subset.update(difference_gap=fingerprint["difference_gap"], difference_gain=fingerprint["difference_gain"])
+            subset.update({key: fingerprint[key] for key in ("difference_gap", "difference_seconds", "difference_gain")
+                           if key in fingerprint})
     columns = np.concatenate([np.arange(width) + cached.index(name) * width for name in streams])
     return subset, columns
 
@@ -159,4 +177,5 @@ def encoder_from_fingerprint(fingerprint: dict, weights: str | None = None, batc
             f"training cache (checksum {backbone.weights_checksum()}, expected {fingerprint['weights_checksum']}); "
             "pass the original weights with --weights")
     return ClipEncoder(backbone, fingerprint.get("streams", DEFAULT_STREAMS),
-                       int(fingerprint.get("difference_gap", 1)), float(fingerprint.get("difference_gain", 4.0)))
+                       int(fingerprint.get("difference_gap", 1)), float(fingerprint.get("difference_gain", 4.0)),
+                       float(fingerprint.get("difference_seconds", 0.0)))

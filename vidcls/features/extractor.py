@@ -83,7 +83,7 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     decides whether failures are fatal (`allow_failures`).
     """
     backbone_spec(config.backbone)  # unknown names fail before any work
-    check_streams(config.streams, config.difference_gap, config.difference_gain)
+    check_streams(config.streams, config.difference_gap, config.difference_gain, config.difference_seconds)
     if config.num_frames < 1:
         raise VidclsError(f"Expected --num-frames >= 1; received {config.num_frames}")
     if config.decode_workers < 1:
@@ -98,7 +98,8 @@ def extract(config: FeatureConfig, progress: bool = False) -> ExtractSummary:
     logger.info("extract: the backbone computes in %s (%s)", precision.name, precision.reason)
     backbone = get_backbone(config.backbone, config.weights, config.image_size, config.seed, config.batch_size,
                             config.grid, precision.name)
-    encoder = ClipEncoder(backbone, config.streams, config.difference_gap, config.difference_gain)
+    encoder = ClipEncoder(backbone, config.streams, config.difference_gap, config.difference_gain,
+                          config.difference_seconds)
     with writer_lock(config.cache_dir, shard_index, shard_count):
         return _extract(config, items, encoder, progress)
 
@@ -197,7 +198,7 @@ def _decoded_batches(items: list[VideoItem], config: FeatureConfig, encoder: Cli
         ranges = [item.range for item in clips]
         try:
             results = read_clips(clips[0].video, ranges, config.num_frames, encoder.backbone.image_size,
-                                 encoder.difference_gap)
+                                 encoder.partner_gap)
         except VideoReadError as error:
             results = [error] * len(clips)
         return list(zip(clips, results))

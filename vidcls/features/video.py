@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import math
 import os
 import stat
 from dataclasses import dataclass
@@ -53,6 +54,48 @@ def segment_centre_indices(total_frames: int, num_frames: int) -> np.ndarray:
     segment = total_frames / num_frames
     indices = np.floor(segment * (np.arange(num_frames) + 0.5)).astype(np.int64)
     return np.clip(indices, 0, total_frames - 1)
+
+
+@dataclass(frozen=True)
+class PartnerGap:
+    """How far after a sampled frame its partner (the other image of a frame difference) is.
+
+    `frames` source frames, or, with `seconds` > 0, a gap fixed in time: the whole number
+    of frames nearest `seconds` at each video's frame rate, at least 1, an exact half
+    rounding down (0.1 s: 1 frame up to 15 frames/s, 2 up to 25, 3 up to 35). The same
+    motion then spans the same time in footage of any frame rate. False when it is no gap
+    at all (no stream needs partners).
+
+    Example:
+        >>> PartnerGap(seconds=0.1).at(29.97), PartnerGap(seconds=0.1).at(25.0), PartnerGap(2).at(10.0)
+        (3, 2, 2)
+    """
+
+    frames: int = 0
+    seconds: float = 0.0
+
+    def __bool__(self) -> bool:
+        return self.frames > 0 or self.seconds > 0
+
+    def at(self, fps: float, video: str | Path = "") -> int:
+        """The gap in frames of a video at `fps` frames/s (`video` names it in errors).
+
+        Raises:
+            VideoReadError: a gap in seconds, and the video reports no frame rate.
+        """
+        if not self.seconds:
+            return self.frames
+        if not (fps and fps > 0 and math.isfinite(fps)):
+            where = f"{video}: " if video else ""
+            raise VideoReadError(f"{where}the container reports no frame rate ({fps}), so a difference gap of "
+                                 f"{self.seconds} s cannot be converted to frames; extract with --difference-gap "
+                                 "FRAMES instead")
+        return max(1, math.ceil(fps * self.seconds - 0.5))
+
+
+def as_partner_gap(gap: int | PartnerGap) -> PartnerGap:
+    """`gap` as a PartnerGap (an int is a gap in frames)."""
+    return gap if isinstance(gap, PartnerGap) else PartnerGap(int(gap))
 
 
 def partner_indices(indices: np.ndarray, start: int, end: int, gap: int) -> np.ndarray:
@@ -159,9 +202,11 @@ def frame_rate(path: str | Path) -> float:
     return float(fps)
 
 
-def read_sampled_frames(path: str | Path, num_frames: int, image_size: int, difference_gap: int = 0) -> SampledClip:
+def read_sampled_frames(path: str | Path, num_frames: int, image_size: int,
+                        difference_gap: int | PartnerGap = 0) -> SampledClip:
     """Decodes `path`, keeps `num_frames` frames spread over the whole clip, resizes them
-    (and, with `difference_gap` > 0, the partner frame of each, see `partner_indices`).
+    (and, with a `difference_gap` (frames, or a `PartnerGap`), the partner frame of each,
+    see `partner_indices`).
 
     Raises:
         VideoReadError: the file is missing, empty, unreadable or has no decodable frame.
@@ -172,20 +217,23 @@ def read_sampled_frames(path: str | Path, num_frames: int, image_size: int, diff
     return result
 
 
-def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image_size: int, difference_gap: int = 0
-               ) -> list[SampledClip | VideoReadError]:
+def read_clips(path: str | Path, ranges: list[ClipRange], num_frames: int, image_size: int,
+               difference_gap: int | PartnerGap = 0) -> list[SampledClip | VideoReadError]:
     """Samples every clip of one video in a single decoding pass.
 
     Long videos with many annotated segments (EPIC-KITCHENS) are decoded once, not once
     per segment. The result holds, per range, the clip or the reason it could not be read.
-    With `difference_gap` > 0 each clip also carries the partner frame of every sampled
-    frame (`SampledClip.partner_frames`), for a frame-difference motion stream.
+    With a `difference_gap` (frames, or a `PartnerGap`) each clip also carries the partner
+    frame of every sampled frame (`SampledClip.partner_frames`), for a frame-difference
+    motion stream.
 
     Raises:
-        VideoReadError: the whole file is unusable (missing, empty, not a video).
+        VideoReadError: the whole file is unusable (missing, empty, not a video, or no
+            frame rate to convert a gap in seconds with).
     """
     path = Path(path)
     fps = _container_fps(path)
+    difference_gap = as_partner_gap(difference_gap).at(fps, path)
     if any(clip_range.whole for clip_range in ranges):
         # A whole-video clip's plan needs the frame count: one pass counts and samples.
         counted = read_counted(path, lambda total: _wanted(_plans(ranges, total, fps, num_frames, difference_gap)),

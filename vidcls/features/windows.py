@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features.video import partner_indices, segment_centre_indices
+from vidcls.features.video import PartnerGap, as_partner_gap, partner_indices, segment_centre_indices
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ def check_seconds(name: str, value) -> float:
 
 
 def plan_windows(total_frames: int, fps: float, num_frames: int, window_sec: float, stride_sec: float,
-                 difference_gap: int = 0, max_windows: int = 0) -> WindowPlan:
+                 difference_gap: int | PartnerGap = 0, max_windows: int = 0) -> WindowPlan:
     """The frame grid and the windows on it (see the module's docstring).
 
     Raises:
@@ -81,6 +81,7 @@ def plan_windows(total_frames: int, fps: float, num_frames: int, window_sec: flo
     window_sec, stride_sec = check_seconds("window", window_sec), check_seconds("stride", stride_sec)
     if total_frames < 1 or not fps > 0:
         raise VidclsError(f"Expected a video with frames and a frame rate; received {total_frames} frames at {fps} fps")
+    difference_gap = as_partner_gap(difference_gap).at(fps)
     interval = window_sec * fps / num_frames
     count = max(1, math.ceil(total_frames / interval - 0.5))
     frames = np.minimum(np.floor((np.arange(count) + 0.5) * interval).astype(np.int64), total_frames - 1)

@@ -71,7 +71,7 @@ class Predictor:
     def read(self, video: str | Path):
         """Decodes and samples `video` (the part that needs no model; callers may run it
         in parallel with `classify` of another video)."""
-        return read_sampled_frames(video, self.num_frames, self.backbone.image_size, self.encoder.difference_gap)
+        return read_sampled_frames(video, self.num_frames, self.backbone.image_size, self.encoder.partner_gap)
 
     def classify(self, clip) -> dict:
         """Backbone and classifier on a clip from `read`."""
@@ -110,7 +110,7 @@ class Predictor:
         fps = frame_rate(video)
 
         def plan_for(total: int):
-            return plan_windows(total, fps, self.num_frames, window_sec, stride_sec, self.encoder.difference_gap,
+            return plan_windows(total, fps, self.num_frames, window_sec, stride_sec, self.encoder.partner_gap,
                                 max_windows)
 
         # One decoding pass counts the frames and keeps those the plan for that count reads.
