@@ -27,7 +27,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from vidcls.features.video import _decode, count_frames, partner_indices, read_counted, segment_centre_indices
+from vidcls.features.sampling import partner_indices, segment_centre_indices
+from vidcls.features.video import _decode, count_frames, read_counted
 
 
 def wanted_for(num_frames: int, gap: int):

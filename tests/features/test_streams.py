@@ -21,7 +21,7 @@ from vidcls.features import (
     plan_windows,
     read_sampled_frames,
 )
-from vidcls.features.video import partner_indices, segment_centre_indices
+from vidcls.features.sampling import partner_indices, segment_centre_indices
 
 MOTION = dict(streams=["appearance", "frame_difference"], difference_gap=2, difference_gain=4.0)
 DEFAULT_STREAMS = {key: value for key, value in TINY_FEATURES.items() if key != "streams"}

@@ -1,12 +1,13 @@
 """`vidcls export --streaming`: a frame encoder and a classifier head for phones.
 
 `frame_encoder_<variant>.tflite`: one RGB uint8 frame `[1, S, S, 3]` (with a motion
-stream also `partner_frame`, the frame `difference_gap` later) -> `features` `[1, D]`:
-the streams the model reads, through the backbone with its own keras.applications
-preprocessing, rounded through float16 as the cache stores them. `head_<variant>.tflite`:
-`features` `[1, T, D]` + `mask` `[1, T]` -> probabilities per target. Streams the model
-does not read are neither computed by the encoder nor fed to the head (the head fills
-them with zeros inside: the model slices them away after per-dimension normalisation).
+stream also `partner_frame`, the frame `difference_gap` (or `difference_seconds`) later)
+-> `features` `[1, D]`: the streams the model reads, through the backbone with its own
+keras.applications preprocessing, rounded through float16 as the cache stores them.
+`head_<variant>.tflite`: `features` `[1, T, D]` + `mask` `[1, T]` -> probabilities per
+target. Streams the model does not read are neither computed by the encoder nor fed to
+the head (the head fills them with zeros inside: the model slices them away after
+per-dimension normalisation).
 
 The encoder ends with the model's per-dimension standardisation (the training set's mean
 and deviation, which the head then skips), so what passes between the two files is on

@@ -13,18 +13,15 @@ from vidcls.features.encoder import (
 from vidcls.features.extractor import ExtractSummary, extract
 from vidcls.features.packed import PackedRows, pack_cache
 from vidcls.features.precision import cpu_bf16_flags, resolve_precision
+from vidcls.features.sampling import PartnerGap, VideoReadError, sampled_frame_mask, segment_centre_indices
 from vidcls.features.video import (
     CountedFrames,
-    PartnerGap,
     SampledClip,
-    VideoReadError,
     check_readable,
     frame_rate,
     read_clips,
     read_counted,
     read_sampled_frames,
-    sampled_frame_mask,
-    segment_centre_indices,
     to_model_frame,
 )
 from vidcls.features.windows import WindowPlan, check_seconds, plan_windows

@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features.video import PartnerGap
+from vidcls.features.sampling import PartnerGap
 
 STREAMS = ("appearance", "frame_difference")
 DEFAULT_STREAMS = ("appearance",)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vidcls.errors import VidclsError
-from vidcls.features.video import PartnerGap, as_partner_gap, partner_indices, segment_centre_indices
+from vidcls.features.sampling import PartnerGap, as_partner_gap, partner_indices, segment_centre_indices
 
 
 @dataclass(frozen=True)
