@@ -9,9 +9,12 @@ every score is on scenes the model never saw. Caches (each extracted once, then 
 
 - `appearance_128`: VGG16 conv features at 128 px, the setting of the first real-data
   measurements (attention-LSTM at chance, the baseline ~0.7);
-- `motion_224`: appearance and frame-difference streams at 224 px, for the rows that
-  compare them (the recipe caches and reads the frame-difference stream alone, whose
-  numbers are the same whatever else is cached);
+- `motion_224`: appearance and frame-difference streams at 224 px, the difference gap the
+  recipe's (`extract.difference_seconds`), for the rows that compare them (the recipe
+  caches and reads the frame-difference stream alone, whose numbers are the same whatever
+  else is cached);
+- `gap2_224`: the frame-difference stream with a fixed 2-frame gap, the recipe until
+  2026-12-01;
 - `grid_224`: both streams with 2x2 grid pooling.
 
 Each row is one `vidcls crossval` (a run per fold, the baseline on the same folds):
@@ -44,12 +47,15 @@ CACHES = {
     "appearance_128": dict(image_size=128, streams=["appearance"]),
     "motion_224": dict(image_size=224, streams=["appearance", "frame_difference"]),
     "grid_224": dict(image_size=224, streams=["appearance", "frame_difference"], grid=2),
+    "gap2_224": dict(image_size=224, streams=["frame_difference"], difference_gap=2, difference_seconds=0.0),
 }
+MOTION_KEYS = ("difference_gap", "difference_seconds", "difference_gain")  # from the recipe unless a cache sets them
 # (row name, cache, config overrides on top of the recipe, in --quick)
 ROWS = [
     ("recipe: mean_pool on the frame_difference stream, features and their differences", "motion_224", {}, True),
     ("mean_pool on the frame_difference stream, features as cached (the recipe until 2026-12-01)", "motion_224",
      {"model.input_transform": "none"}, True),
+    ("the recipe with a fixed 2-frame difference gap (the recipe until 2026-12-01)", "gap2_224", {}, True),
     ("attention_lstm, frame_difference stream, features and their differences", "motion_224",
      {"model.name": "attention_lstm"}, True),
     ("transformer, frame_difference stream, features and their differences", "motion_224",
@@ -80,14 +86,16 @@ FIRST_RELEASE = {"model.name": "attention_lstm", "model.streams": [], "model.ada
 
 
 def extract_caches(work: Path, annotations: str, weights: str, names) -> dict[str, Path]:
-    from vidcls.config import FeatureConfig
+    from vidcls.config import FeatureConfig, load_feature_config
     from vidcls.features import extract
 
+    recipe = load_feature_config(str(RECIPE))
+    motion = {key: getattr(recipe, key) for key in MOTION_KEYS}
     caches = {}
     for name in names:
         caches[name] = work / "caches" / name
         summary = extract(FeatureConfig(annotations=annotations, cache_dir=str(caches[name]), weights=weights,
-                                        **BACKBONE, **CACHES[name]), progress=True)
+                                        **BACKBONE, **{**motion, **CACHES[name]}), progress=True)
         print(f"{name}: {summary.describe()}", file=sys.stderr)
         if summary.failures:
             raise SystemExit(f"{len(summary.failures)} clip(s) of {annotations} could not be read; see {caches[name]}")
