@@ -1,4 +1,4 @@
-"""Reading videos with OpenCV and sampling frames uniformly over the whole clip."""
+"""Reading videos with OpenCV: the frames that `sampling.py` picks, decoded in one pass."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class SampledClip:
     in which case frames repeat, in order.
 
     `partner_frames` (when a motion stream asked for them, see `partner_indices`) are the
-    frames `difference_gap` source frames after each sampled one, same shape as `frames`.
+    frames one `PartnerGap` after each sampled one, same shape as `frames`.
     """
 
     frames: np.ndarray
